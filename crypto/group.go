@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
+	"math/big"
 
 	"github.com/cloudflare/circl/group"
 )
@@ -28,12 +29,30 @@ func (s *groupSuite) NewKey(rand io.Reader) (Key, error) {
 	if rand == nil {
 		return nil, fmt.Errorf("crypto: NewKey needs a randomness source")
 	}
-	var k group.Scalar
-	err := catch(func() { k = s.g.RandomNonZeroScalar(rand) })
+	k, err := s.randomScalar(rand)
 	if err != nil {
 		return nil, fmt.Errorf("failed to draw a %s scalar: %w", s.name, err)
 	}
 	return &groupKey{s: s, k: k}, nil
+}
+
+// randomScalar draws a uniform non-zero scalar from rand by wide reduction:
+// ScalarLength+16 bytes reduced modulo the group order (bias below 2^-128).
+// circl's RandomNonZeroScalar is not used because its ristretto255 version
+// ignores the reader and always reads crypto/rand, which breaks reproducible
+// keys and hides a failing reader.
+func (s *groupSuite) randomScalar(rand io.Reader) (group.Scalar, error) {
+	wide := make([]byte, s.g.Params().ScalarLength+16)
+	for {
+		if _, err := io.ReadFull(rand, wide); err != nil {
+			return nil, err
+		}
+		k := s.g.NewScalar().SetBigInt(new(big.Int).SetBytes(wide))
+		clear(wide)
+		if !k.IsZero() {
+			return k, nil
+		}
+	}
 }
 
 func (s *groupSuite) decode(in []byte) (group.Element, error) {
@@ -129,16 +148,4 @@ func (k *groupKey) Floor(msg, dst []byte) {
 	e := k.s.g.HashToElement(msg, dst)
 	e.Mul(e, k.k)
 	e.Mul(e, k.k)
-}
-
-// catch turns a panic of circl's random-scalar helpers (a failing reader)
-// into an error.
-func catch(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	f()
-	return nil
 }
