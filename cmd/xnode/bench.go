@@ -60,6 +60,8 @@ same cores) with the ratio protocol/floor. Exits 3 if the answer is wrong.`,
 	f.IntVar(&o.Workers, "workers", 0, "goroutines per side (default: all cores)")
 	f.Uint64Var(&o.Seed, "seed", 1, "seed of the synthetic sets")
 	f.BoolVar(&o.NoFloor, "no-floor", false, "skip measuring the primitive floor")
+	f.StringVar(&o.XFile, "querier-file", "", "read the querier's IDs from this file (one per line) instead of generating them")
+	f.StringVar(&o.YFile, "responder-file", "", "read the responder's IDs from this file (one per line)")
 	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of a table")
 	return cmd
 }

@@ -37,6 +37,10 @@ type Options struct {
 	Workers   int
 	Seed      uint64
 	NoFloor   bool
+	// XFile and YFile, when both set, replace the synthetic sets with ID lists
+	// read from files (one identifier per line, as ../shared/peers/gen_ids.py
+	// writes them); each line is namespaced "cn_id:" as a dataset import would.
+	XFile, YFile string
 	// Progress, if set, is called about every 200 ms with the querier's and
 	// responder's stats while the protocol runs.
 	Progress func(q, r ecdh.Stats)
@@ -87,6 +91,41 @@ func Sets(n, m int, overlapFrac float64, seed uint64) (x, y [][]byte, overlap in
 	return x, y, overlap
 }
 
+// ReadIDs reads one identifier per line (CR stripped, empty lines skipped)
+// and namespaces each as "cn_id:".
+func ReadIDs(path string) ([][]byte, error) {
+	if path == "" {
+		return nil, errors.New("both --querier-file and --responder-file are needed")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read ID list: %w", err)
+	}
+	var out [][]byte
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		if line != "" {
+			out = append(out, []byte("cn_id:"+line))
+		}
+	}
+	return out, nil
+}
+
+// Overlap counts distinct items of x that are in y, with plain maps.
+func Overlap(x, y [][]byte) int {
+	inY := make(map[string]struct{}, len(y))
+	for _, v := range y {
+		inY[string(v)] = struct{}{}
+	}
+	seen := make(map[string]struct{})
+	for _, v := range x {
+		if _, ok := inY[string(v)]; ok {
+			seen[string(v)] = struct{}{}
+		}
+	}
+	return len(seen)
+}
+
 var areas = []string{"110101", "110105", "310104", "310115", "440103", "440305", "330106", "320102", "510104", "420102", "610113", "370202"}
 
 // ResidentID returns the i-th distinct synthetic namespaced resident ID.
@@ -132,7 +171,22 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Overlap < 0 || o.Overlap > 1 {
 		return Report{}, fmt.Errorf("--overlap %v is not a fraction between 0 and 1", o.Overlap)
 	}
-	x, y, overlap := Sets(o.N, o.M, o.Overlap, o.Seed)
+	var (
+		x, y    [][]byte
+		overlap int
+	)
+	if o.XFile != "" || o.YFile != "" {
+		if x, err = ReadIDs(o.XFile); err != nil {
+			return Report{}, err
+		}
+		if y, err = ReadIDs(o.YFile); err != nil {
+			return Report{}, err
+		}
+		o.N, o.M = len(x), len(y)
+		overlap = Overlap(x, y)
+	} else {
+		x, y, overlap = Sets(o.N, o.M, o.Overlap, o.Seed)
+	}
 	rep := Report{
 		Suite: suite.Name(), Mode: mode.String(), N: o.N, M: o.M, Overlap: overlap,
 		Cores: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), Phases: map[string]float64{},
