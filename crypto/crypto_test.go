@@ -230,7 +230,7 @@ func invalidEncodings(t *testing.T, s crypto.Suite) map[string][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cases["uncompressed 65-byte"] = elliptic.Marshal(curve, x, y)
+		cases["uncompressed 65-byte"] = append(append([]byte{0x04}, x.FillBytes(make([]byte, 32))...), y.FillBytes(make([]byte, 32))...)
 		for _, prefix := range []byte{0x00, 0x01, 0x04, 0x05, 0xff} {
 			b := slices.Clone(valid)
 			b[0] = prefix
