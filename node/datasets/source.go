@@ -139,11 +139,6 @@ func newCSVSource(r io.Reader, wanted []string) (*csvSource, error) {
 
 func (s *csvSource) next(vals []string, present []bool) (int64, error) {
 	rec, err := s.r.Read()
-	line := int64(0)
-	if rec != nil {
-		l, _ := s.r.FieldPos(0)
-		line = int64(l)
-	}
 	var pe *csv.ParseError
 	switch {
 	case err == io.EOF:
@@ -153,8 +148,10 @@ func (s *csvSource) next(vals []string, present []bool) (int64, error) {
 	case errors.As(err, &pe):
 		return int64(pe.StartLine), &rowError{int64(pe.StartLine), fmt.Sprintf("bad CSV quoting: %v", pe.Err)}
 	case err != nil:
-		return line, fmt.Errorf("failed to read line %d: %w", line, err)
+		return 0, fmt.Errorf("failed to read the file: %w", err)
 	}
+	l, _ := s.r.FieldPos(0)
+	line := int64(l)
 	for i, j := range s.index {
 		vals[i], present[i] = rec[j], true
 		if !utf8.ValidString(rec[j]) {

@@ -257,6 +257,9 @@ func TestStagedVersionIsInvisibleUntilCommit(t *testing.T) {
 	if dv.Version != 1 || dv.Rows != 4 || string(dv.Meta) != "meta1" {
 		t.Errorf("Commit = version %d rows %d meta %q, want 1, 4, meta1", dv.Version, dv.Rows, dv.Meta)
 	}
+	if names, err := s.DatasetNames(); err != nil || fmt.Sprint(names) != "[loans]" {
+		t.Errorf("DatasetNames after commit = %q, %v; want [loans]", names, err)
+	}
 	if _, err := sv.Append([]NewRow{{Key: []byte("z")}}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Append after Commit = %v, want ErrClosed", err)
 	}

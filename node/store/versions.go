@@ -242,9 +242,10 @@ func decodeVersion(name string, b []byte) (DatasetVersion, error) {
 func (s *Store) DatasetNames() ([]string, error) {
 	var names []string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDatasets).ForEachBucket(func(k []byte) error {
-			if k, _ := tx.Bucket(bucketDatasets).Bucket(k).Cursor().First(); k != nil {
-				names = append(names, string(k))
+		ds := tx.Bucket(bucketDatasets)
+		return ds.ForEachBucket(func(name []byte) error {
+			if first, _ := ds.Bucket(name).Cursor().First(); first != nil {
+				names = append(names, string(name))
 			}
 			return nil
 		})
