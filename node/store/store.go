@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the layout version this build writes. A store with a
@@ -93,7 +94,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cfg.timeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &lockedError{path: path}
 		}
 		return nil, fmt.Errorf("failed to open the store at %s: %w", path, err)
@@ -184,7 +185,7 @@ func (s *Store) removeStagedLocked(tx *bolt.Tx) error {
 	}
 	rows := tx.Bucket(bucketRows)
 	for _, k := range ids {
-		if err := rows.DeleteBucket(k); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := rows.DeleteBucket(k); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("failed to remove staged rows: %w", err)
 		}
 		if err := staged.Delete(k); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Sub-buckets of one row set.
@@ -198,7 +199,7 @@ func (sv *StagedVersion) Abort() error {
 		return nil
 	}
 	err := sv.s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketRows).DeleteBucket(EncodeUint64(sv.rowset)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.Bucket(bucketRows).DeleteBucket(EncodeUint64(sv.rowset)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		return tx.Bucket(bucketStaged).Delete(EncodeUint64(sv.rowset))
@@ -331,7 +332,7 @@ func (s *Store) DropDataset(name string) (int, error) {
 		}
 		rows := tx.Bucket(bucketRows)
 		for i, k := range keys {
-			if err := rows.DeleteBucket(EncodeUint64(rowsets[i])); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := rows.DeleteBucket(EncodeUint64(rowsets[i])); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 			if err := ds.Delete(k); err != nil {
