@@ -80,7 +80,8 @@ Benchmarks:
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newBenchCmd())
+	addDirFlag(root)
+	root.AddCommand(newInitCmd(), newRunCmd(), newConsortiumCmd(), newBenchCmd())
 	return root
 }
 
