@@ -578,3 +578,22 @@ func TestCancelledImportLeavesNothing(t *testing.T) {
 		t.Errorf("%d staged row sets left after a cancelled import, want 0 (aborted)", left)
 	}
 }
+
+func TestJSONLLongLineAndUTF16(t *testing.T) {
+	e := newEnv(t)
+	long := `{"id":"` + strings.Repeat("x", maxLineBytes) + `"}`
+	f := e.write(t, "d.jsonl", []byte(long+"\n"+`{"id":"ok"}`+"\n"))
+	rep := e.importOK(t, ImportOptions{Name: "d", File: f, IDColumns: []string{"id"}, IDKind: KindRaw})
+	if rep.Imported != 1 || len(rep.Errors) != 1 || rep.Errors[0].Line != 1 || !strings.Contains(rep.Errors[0].Reason, "longer than") {
+		t.Errorf("imported %d, errors %v; want 1 row and line 1 too long", rep.Imported, rep.Errors)
+	}
+	if got := e.rows(t, "d", 0); fmt.Sprint(got) != "[ok]" {
+		t.Errorf("rows = %v, want [ok]", got)
+	}
+
+	f = e.write(t, "u16.csv", []byte{0xFF, 0xFE, 'i', 0, 'd', 0})
+	_, err := e.svc.Import(context.Background(), ImportOptions{Name: "u", File: f, IDColumns: []string{"id"}, IDKind: KindRaw})
+	if err == nil || !strings.Contains(err.Error(), "UTF-16") {
+		t.Errorf("Import of a UTF-16 file = %v, want an error naming UTF-16", err)
+	}
+}
