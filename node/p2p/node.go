@@ -292,7 +292,12 @@ func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) (*membership.Cert,
 	if err := n.h.Connect(ctx, ai); err != nil {
 		return nil, fmt.Errorf("failed to connect to %s: %w", ai.ID, err)
 	}
-	return n.awaitVerified(ctx, ai.ID, true)
+	cert, err := n.awaitVerified(ctx, ai.ID, true)
+	if errors.Is(err, ErrNotVerified) && !errors.Is(err, ErrBlocked) {
+		// The peer dropped the connection we just made: it refused us.
+		return nil, fmt.Errorf("%w: %w", ErrHelloFailed, err)
+	}
+	return cert, err
 }
 
 // Peers returns the connected peers whose certificates verified and are

@@ -433,6 +433,9 @@ func TestRevokedPeer(t *testing.T) {
 	if _, err := a.Connect(ctxT(t), b.AddrInfo()); !errors.Is(err, p2p.ErrBlocked) {
 		t.Errorf("Connect(revoked) = %v, want ErrBlocked", err)
 	}
+	waitFor(t, "revoked peer sees the disconnect", func() bool {
+		return b.h.Network().Connectedness(a.ID()) != network.Connected
+	})
 	if _, err := b.Connect(ctxT(t), a.AddrInfo()); !errors.Is(err, p2p.ErrHelloFailed) {
 		t.Errorf("revoked peer's Connect = %v, want ErrHelloFailed", err)
 	}
