@@ -82,6 +82,7 @@ Benchmarks:
 	})
 	addDirFlag(root)
 	root.AddCommand(newInitCmd(), newRunCmd(), newConsortiumCmd(), newBenchCmd())
+	addClientCommands(root)
 	return root
 }
 
