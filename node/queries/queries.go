@@ -513,10 +513,15 @@ func (s *Service) respond(ctx context.Context, remote *membership.Cert, c protoc
 	if len(msg) > maxControlFrame || proto.Unmarshal(msg, &prop) != nil {
 		return errors.New("malformed proposal")
 	}
+	// decline answers with a code and ends the stream in good order, so the
+	// querier reads the decision before the stream closes.
 	decline := func(code string, why error) error {
-		b, _ := proto.Marshal(&pb.Decision{Code: code})
-		_ = c.Send(ctx, b)
-		return fmt.Errorf("declined query %s from %s: %w", prop.QueryId, remote.Name, why)
+		s.log.Info("declined a query", "query", prop.QueryId, "peer", remote.Name, "code", code, "why", why)
+		b, err := proto.Marshal(&pb.Decision{Code: code})
+		if err != nil {
+			return err
+		}
+		return c.Send(ctx, b)
 	}
 	if len(prop.QueryId) != 32 {
 		return decline(CodeUnsupported, errors.New("bad query id"))
