@@ -81,7 +81,7 @@ Benchmarks:
 		return &exitError{code: exitUsage, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	addDirFlag(root)
-	root.AddCommand(newInitCmd(), newRunCmd(), newConsortiumCmd(), newBenchCmd())
+	root.AddCommand(newInitCmd(), newRunCmd(), newConsortiumCmd(), newBenchCmd(), newTestnetCmd())
 	addClientCommands(root)
 	return root
 }
