@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -221,7 +222,12 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	return nil, decodeError(resp)
+	err = decodeError(resp)
+	if e, ok := err.(*Error); ok && e.Code == CodeUnauthorized && c.dir != "" {
+		e.Message = fmt.Sprintf("the API on %s refused the token in %s; is another node using that address, or was the data dir re-initialised? restart the node with `xnode run --dir %s`",
+			strings.TrimPrefix(c.base, "http://"), filepath.Join(c.dir, config.TokenFile), c.dir)
+	}
+	return nil, err
 }
 
 func (c *Client) notRunning() error {
@@ -251,9 +257,6 @@ func decodeError(resp *http.Response) error {
 			msg = http.StatusText(resp.StatusCode)
 		}
 		e = Error{Code: codeForStatus(resp.StatusCode), Message: fmt.Sprintf("the node answered %s: %s", resp.Status, msg)}
-	}
-	if e.Code == CodeUnauthorized {
-		e.Message += " (the token in api.token does not match the running node's; was the data dir re-initialised?)"
 	}
 	return &e
 }

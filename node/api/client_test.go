@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"xnode/node/api"
 	"xnode/node/api/apitest"
+	"xnode/node/config"
 	"xnode/node/datasets"
 )
 
@@ -161,5 +164,22 @@ func TestClientNotRunning(t *testing.T) {
 	_, err = api.NewClient(addr, "t").Peers(ctx)
 	if !errors.Is(err, api.ErrNotRunning) || !strings.Contains(err.Error(), addr) {
 		t.Errorf("Peers with nothing on %s error = %v, want ErrNotRunning naming the address", addr, err)
+	}
+}
+
+func TestClientForDirWrongToken(t *testing.T) {
+	srv := apitest.Serve(t, fakeWithDataset())
+	dir := apitest.DataDir(t, srv)
+	if err := os.WriteFile(filepath.Join(dir, config.TokenFile), []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.ClientForDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.NodeInfo(context.Background())
+	var e *api.Error
+	if !errors.As(err, &e) || e.Code != api.CodeUnauthorized || !strings.Contains(err.Error(), filepath.Join(dir, "api.token")) {
+		t.Errorf("NodeInfo with a stale api.token error = %v, want unauthorized naming %s", err, filepath.Join(dir, "api.token"))
 	}
 }

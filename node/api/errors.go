@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"xnode/node/datasets"
 )
@@ -50,16 +51,32 @@ func (e *Error) Unwrap() error {
 // and the real error goes to the node's log.
 func classify(err error) (int, *Error) {
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, datasets.ErrNotFound):
-		return http.StatusNotFound, &Error{Code: CodeNotFound, Message: err.Error()}
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, &Error{Code: CodeNotFound, Message: message(err, ErrNotFound)}
+	case errors.Is(err, datasets.ErrNotFound):
+		return http.StatusNotFound, &Error{Code: CodeNotFound, Message: message(err, datasets.ErrNotFound)}
 	case errors.Is(err, ErrInvalid):
-		return http.StatusBadRequest, &Error{Code: CodeInvalid, Message: err.Error()}
+		return http.StatusBadRequest, &Error{Code: CodeInvalid, Message: message(err, ErrInvalid)}
 	case errors.Is(err, ErrConflict):
-		return http.StatusConflict, &Error{Code: CodeConflict, Message: err.Error()}
+		return http.StatusConflict, &Error{Code: CodeConflict, Message: message(err, ErrConflict)}
 	case errors.Is(err, ErrUnavailable):
-		return http.StatusServiceUnavailable, &Error{Code: CodeUnavailable, Message: err.Error()}
+		return http.StatusServiceUnavailable, &Error{Code: CodeUnavailable, Message: message(err, ErrUnavailable)}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, &Error{Code: CodeUnavailable, Message: "the request was cancelled before it finished; try again"}
 	}
 	return http.StatusInternalServerError, &Error{Code: CodeInternal, Message: "internal error in the node; its log has the details"}
+}
+
+// message is err's text without the sentinel's own words, which the code
+// already carries: "invalid request: name is empty" reads "name is empty",
+// and "dataset \"x\" not found: not found" reads "dataset \"x\" not found".
+func message(err, sentinel error) string {
+	msg, word := err.Error(), sentinel.Error()
+	if m, ok := strings.CutPrefix(msg, word+": "); ok && m != "" {
+		msg = m
+	}
+	if m, ok := strings.CutSuffix(msg, ": "+word); ok && m != "" {
+		msg = m
+	}
+	return msg
 }

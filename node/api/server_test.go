@@ -359,3 +359,26 @@ func mustJSON(t *testing.T, b []byte, v any) {
 		t.Fatalf("body %s is not the JSON wanted: %v", b, err)
 	}
 }
+
+func TestServerErrorMessages(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: the peer needs a name", api.ErrInvalid), "the peer needs a name"},
+		{fmt.Errorf("dataset %q not found; `xnode dataset list` shows the datasets: %w", "x", datasets.ErrNotFound), "dataset \"x\" not found; `xnode dataset list` shows the datasets"},
+		{fmt.Errorf("peer %q is taken: %w", "b", api.ErrConflict), `peer "b" is taken`},
+		{api.ErrUnavailable, "temporarily unavailable"},
+	}
+	for _, tt := range tests {
+		f := apitest.NewFake()
+		f.Err = tt.err
+		srv := apitest.Serve(t, f)
+		_, body := call(t, srv.URL, apitest.Token, "GET", "/v1/node", "")
+		var e api.Error
+		mustJSON(t, body, &e)
+		if e.Message != tt.want {
+			t.Errorf("backend error %q answered with message %q, want %q", tt.err, e.Message, tt.want)
+		}
+	}
+}
