@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,8 +131,12 @@ func runDatasetImport(ctx context.Context, o datasetImportOptions, _ []string) e
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	if err != nil {
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
 		return fmt.Errorf("import of %s into %q failed: %w", abs, o.Name, err)
+	}
+	if err != nil {
+		return err
 	}
 	if o.JSON {
 		return printJSON(o.Stdout, rep)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -54,7 +55,10 @@ func runID(ctx context.Context, o idOptions, _ []string) error {
 		if i == 0 {
 			label = "addresses"
 		}
-		row(tw, label, a+"/p2p/"+info.PeerID)
+		if !strings.Contains(a, "/p2p/") {
+			a += "/p2p/" + info.PeerID
+		}
+		row(tw, label, a)
 	}
 	consortium := info.Consortium
 	if consortium == "" {

@@ -109,7 +109,7 @@ func runQueryRun(ctx context.Context, o queryOptions, _ []string) error {
 	}
 	q, err := c.SubmitQuery(ctx, o.QueryRequest)
 	if err != nil {
-		return fmt.Errorf("the node refused the query: %w", err)
+		return refused(err)
 	}
 	if !o.JSON {
 		fmt.Fprintf(o.Stderr, "submitted query %s\n", q.ID)
@@ -230,7 +230,7 @@ func runQuerySubmit(ctx context.Context, o queryOptions, _ []string) error {
 	}
 	q, err := c.SubmitQuery(ctx, o.QueryRequest)
 	if err != nil {
-		return fmt.Errorf("the node refused the query: %w", err)
+		return refused(err)
 	}
 	if o.JSON {
 		return printJSON(o.Stdout, q)
@@ -458,4 +458,13 @@ func anySlice(s []string) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// refused explains an error of SubmitQuery.
+func refused(err error) error {
+	var e *api.Error
+	if errors.As(err, &e) {
+		return fmt.Errorf("the node refused the query: %w", err)
+	}
+	return err
 }
