@@ -44,6 +44,9 @@ type queryOptions struct {
 	Poll time.Duration
 }
 
+// roleResponder is Query.Role at a node that answered another's query.
+const roleResponder = "responder"
+
 const (
 	defaultPoll = 250 * time.Millisecond
 	maxPoll     = 2 * time.Second
@@ -352,7 +355,7 @@ func runQueryList(ctx context.Context, o queryOptions, _ []string) error {
 	row(tw, "ID", "KIND", "ROLE", "STATUS", "DATASET", "PEERS", "SHARED", "CREATED")
 	for _, q := range qs {
 		shared := "-"
-		if q.Status == api.StatusDone {
+		if q.Status == api.StatusDone && q.Role != roleResponder {
 			shared = fmt.Sprint(q.Summary.IntersectionSize)
 		}
 		row(tw, q.ID, q.Kind, orDash(q.Role), q.Status, q.Dataset, listOr(q.Peers, "-"), shared, fmtTime(q.Created))
@@ -416,7 +419,9 @@ func printQuerySummary(w io.Writer, q api.Query) error {
 		}
 		row(tw, "progress", prog)
 	}
-	if q.Status == api.StatusDone {
+	if q.Status == api.StatusDone && q.Role == roleResponder {
+		row(tw, "shared", "not revealed to this node (it answered the query)")
+	} else if q.Status == api.StatusDone {
 		shared := fmt.Sprint(q.Summary.IntersectionSize)
 		if len(q.Summary.PerPeer) > 1 {
 			shared += " (" + perPeer(q.Summary.PerPeer) + ")"

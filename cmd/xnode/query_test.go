@@ -154,3 +154,17 @@ func TestQueryResultOfRunningQuery(t *testing.T) {
 	}
 	wantContains(t, "stderr", errOut, "still running", "xnode query status q1")
 }
+
+func TestQueryListResponder(t *testing.T) {
+	f, dir := fakeNode(t)
+	f.Queries["r1"] = api.Query{ID: "r1", Kind: "overlap", Role: "responder", Status: api.StatusDone, Dataset: "loans", Peers: []string{"beta"}}
+	code, out, _ := xnode(t, "query", "status", "r1", "--dir", dir)
+	if code != 0 || !strings.Contains(out, "not revealed to this node") {
+		t.Errorf("query status of an answered query = %d:\n%s\nwant 0 and that the size was not revealed here", code, out)
+	}
+	code, out, _ = xnode(t, "query", "list", "--dir", dir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || strings.Contains(lines[1], " 0 ") {
+		t.Errorf("query list with an answered query = %d:\n%s\nwant its SHARED cell to be -, not 0", code, out)
+	}
+}
