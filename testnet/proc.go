@@ -74,6 +74,38 @@ func alive(pid int) bool {
 	return true
 }
 
+// groupAlive reports whether any live (non-zombie) process is in process
+// group pgid. Without /proc it asks kill(-pgid, 0), which counts zombies.
+func groupAlive(pgid int) bool {
+	if pgid <= 0 {
+		return false
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		err := syscall.Kill(-pgid, 0)
+		return err == nil || errors.Is(err, syscall.EPERM)
+	}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp …; comm may hold spaces and parens.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
+}
+
 // isNode reports whether the live process pid is the xnode node of dir, so
 // that a pid reused by an unrelated program is never signalled. Where
 // /proc is not available it trusts the pid.
@@ -100,11 +132,15 @@ func isDir(path string) bool {
 }
 
 // stopGroups sends SIGTERM to the process group of every pid, waits until
-// all are gone or grace passes, then sends SIGKILL to the rest and waits a
-// little more. It returns the pids that still live at the end.
+// every process of those groups is gone or grace passes, then sends SIGKILL
+// to the rest and waits a little more. It returns the pids whose process or
+// group still lives at the end.
 func stopGroups(ctx context.Context, pids []int, grace time.Duration) []int {
 	signal := func(sig syscall.Signal, pids []int) {
 		for _, pid := range pids {
+			if pid <= 0 {
+				continue // kill(0) and kill(-1) would reach our own group, or everything
+			}
 			// Each node leads its own group (Setpgid), so -pid reaches it and
 			// anything it started; fall back to the pid alone.
 			if err := syscall.Kill(-pid, sig); err != nil {
@@ -117,7 +153,7 @@ func stopGroups(ctx context.Context, pids []int, grace time.Duration) []int {
 		for {
 			var live []int
 			for _, pid := range pids {
-				if alive(pid) {
+				if alive(pid) || groupAlive(pid) {
 					live = append(live, pid)
 				}
 			}
