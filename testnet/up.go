@@ -119,9 +119,12 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	case err != nil:
 		return nil, err
 	default:
-		if live := st.Live(); len(live) > 0 {
+		if live := st.Live(); len(live) == len(st.Nodes) {
 			return nil, fmt.Errorf("%w: %s (pid %s); use it (`xnode --dir %s …`), or stop it with `xnode testnet down --dir %s`",
 				ErrRunning, dir, livePids(live), live[0].Dir, dir)
+		} else if len(live) > 0 {
+			return nil, fmt.Errorf("%w, in part: %d of %d nodes of %s run (pid %s), the others died (see their node.log); restart it with `xnode testnet down --dir %s` and `xnode testnet up --dir %s`",
+				ErrRunning, len(live), len(st.Nodes), dir, livePids(live), dir, dir)
 		}
 		if err := st.matches(o); err != nil {
 			return nil, err

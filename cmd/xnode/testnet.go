@@ -264,6 +264,9 @@ func runTestnetDemo(ctx context.Context, o testnetOptions, stdout, stderr io.Wri
 	var st *testnet.State
 	started := false
 	defer func() {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			err = errors.New("interrupted")
+		}
 		// Stop what the demo started and remove what it made, also after an
 		// error or Ctrl-C (ctx is cancelled then, so use a fresh one).
 		if o.Keep {
