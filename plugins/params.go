@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -172,4 +173,60 @@ func ValidateDescriptor(d Descriptor) error {
 		return fmt.Errorf("invalid descriptor of plugin %q: %s", d.Name, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// Format formats a cell of column c as it appeared in the dataset file (""
+// for null).
+func (c Column) Format(v Value) string {
+	switch {
+	case v.Null:
+		return ""
+	case c.Type == ColumnInteger:
+		return strconv.FormatInt(v.Int, 10)
+	case c.Type == ColumnDecimal:
+		s := strconv.FormatInt(v.Int, 10)
+		if c.Scale <= 0 {
+			return s
+		}
+		neg := v.Int < 0
+		if neg {
+			s = s[1:]
+		}
+		if len(s) <= c.Scale {
+			s = strings.Repeat("0", c.Scale-len(s)+1) + s
+		}
+		s = s[:len(s)-c.Scale] + "." + s[len(s)-c.Scale:]
+		if neg {
+			s = "-" + s
+		}
+		return s
+	}
+	return v.Text
+}
+
+// ColumnIndex returns the index of the column named name, or an error
+// saying the dataset view has no such (allowed) column.
+func ColumnIndex(cols []Column, name string) (int, error) {
+	for i, c := range cols {
+		if c.Name == name {
+			return i, nil
+		}
+	}
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	return -1, fmt.Errorf("the dataset view has no column %q (it has: %s); check the dataset's columns and the policy that allows them", name, strings.Join(names, ", "))
+}
+
+// ListParam splits a comma-separated parameter value into trimmed,
+// non-empty entries.
+func ListParam(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
