@@ -51,6 +51,8 @@ member may query every other member.
   xnode testnet up --dir ./tn --nodes 3   start one and keep it running
   xnode testnet down --dir ./tn           stop it`,
 	}
+	// --dir here names the testnet directory, not a node's data dir.
+	cmd.PersistentFlags().String(dirFlag, "", "testnet directory (demo: a temporary one if not given)")
 	cmd.AddCommand(newTestnetUpCmd(), newTestnetDemoCmd(), newTestnetDownCmd())
 	return cmd
 }
