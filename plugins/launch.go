@@ -111,6 +111,9 @@ func Launch(ctx context.Context, path string, sum []byte, log *slog.Logger) (*Cl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("failed to start plugin %s: %w", path, err)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("failed to resolve plugin path %s: %w", path, err)
