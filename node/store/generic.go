@@ -17,9 +17,10 @@ const (
 	Audit     Bucket = "audit"     // the audit chain
 	OPRF      Bucket = "oprf"      // OPRF keys and published encodings per epoch
 	Budgets   Bucket = "budgets"   // privacy and evaluation budgets
+	Plugins   Bucket = "plugins"   // installed query plugins: name, version, digest, path
 )
 
-var genericBuckets = []Bucket{Queries, Approvals, Audit, OPRF, Budgets}
+var genericBuckets = []Bucket{Queries, Approvals, Audit, OPRF, Budgets, Plugins}
 
 // Tx is a transaction over the generic buckets, passed to Update and View
 // callbacks. It must not be used after the callback returns.
