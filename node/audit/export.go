@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,14 +28,21 @@ func (l *Log) Export(ctx context.Context, w io.Writer, format string) error {
 	if format != FormatJSONL {
 		return fmt.Errorf("unknown audit export format %q; use %q", format, FormatJSONL)
 	}
+	// The last entry is under the bucket's last key, unless a stray key
+	// sorts after it; the head record names it too.
 	var last uint64
 	if err := l.st.View(func(tx *store.Tx) error {
+		h, err := readHead(tx)
+		if err != nil {
+			return err
+		}
+		last = h.Seq
 		k, _, err := tx.Last(store.Audit)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err == nil && len(k) == 8 {
-			last, _ = store.DecodeUint64(k)
+			last = max(last, binary.BigEndian.Uint64(k))
 		}
 		return err
 	}); err != nil {
