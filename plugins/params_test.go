@@ -79,7 +79,9 @@ func TestValidateDescriptor(t *testing.T) {
 		{"protocol", func(d *plugins.Descriptor) { d.Protocol = "psi.magic" }, "protocol"},
 		{"duplicate param", func(d *plugins.Descriptor) { d.Params = append(d.Params, d.Params[0]) }, "declared twice"},
 		{"enum without values", func(d *plugins.Descriptor) { d.Params = []plugins.Param{{Name: "g", Type: plugins.ParamEnum}} }, "lists no values"},
-		{"bad default", func(d *plugins.Descriptor) { d.Params = []plugins.Param{{Name: "n", Type: plugins.ParamInt, Default: "ten"}} }, "default"},
+		{"bad default", func(d *plugins.Descriptor) {
+			d.Params = []plugins.Param{{Name: "n", Type: plugins.ParamInt, Default: "ten"}}
+		}, "default"},
 		{"unknown type", func(d *plugins.Descriptor) { d.Params = []plugins.Param{{Name: "n", Type: "float"}} }, "unknown type"},
 		{"reads undeclared", func(d *plugins.Descriptor) {
 			d.Reads = []plugins.ColumnUse{{Param: "cols", Role: "any", Side: plugins.Querier}}
