@@ -108,6 +108,13 @@ var _ Plugin = (*Client)(nil)
 // and checks its descriptor. log receives go-plugin's and the plugin's
 // stderr logs (nil: discard). ctx bounds the start only.
 func Launch(ctx context.Context, path string, sum []byte, log *slog.Logger) (*Client, error) {
+	return LaunchCommand(ctx, path, nil, sum, log)
+}
+
+// LaunchCommand is Launch with arguments for the executable, for a binary
+// that serves several plugins (the xnode binary serves its built-ins with
+// `xnode plugin serve NAME`). The digest pins the executable at path.
+func LaunchCommand(ctx context.Context, path string, args []string, sum []byte, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -131,7 +138,7 @@ func Launch(ctx context.Context, path string, sum []byte, log *slog.Logger) (*Cl
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil),
-		Cmd:              exec.Command(abs),
+		Cmd:              exec.Command(abs, args...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},

@@ -9,7 +9,9 @@ trap 'rm -rf "$bin"' EXIT
 GOBIN=$bin go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 GOBIN=$bin go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1 2>/dev/null || true
 export PATH=$bin:$PATH
-for f in $(git ls-files '*.proto' 2>/dev/null; find . -name '*.proto' -not -path './.git/*'); do echo "$f"; done | sort -u | while read -r f; do
+# Go code is generated for the protos with a go_package; others (e.g. the
+# go-plugin protos a non-Go example plugin loads at run time) are skipped.
+grep -rl --include='*.proto' --exclude-dir=node_modules --exclude-dir=.git '^option go_package' . | sort | while read -r f; do
   dir=$(dirname "$f")
   if grep -q '^service ' "$f"; then
     protoc -I "$dir" --go_out="$dir" --go_opt=paths=source_relative \
