@@ -41,6 +41,14 @@ func lookup(t testing.TB, name string) crypto.Suite {
 	return s
 }
 
+// scalarSuites lists the suites whose NewKey draws a wide-reduced scalar
+// modulo a prime group order, so that scalarReader and keyWithScalar apply.
+// x25519-elligator2 keys are clamped 32-byte strings instead; its tests of
+// the same properties are in x25519_test.go.
+func scalarSuites() []string {
+	return slices.DeleteFunc(crypto.Names(), func(n string) bool { return n == crypto.X25519Elligator2 })
+}
+
 // scalarReader yields bytes from which NewKey derives exactly the scalar k:
 // NewKey reads ScalarLength+16 = 48 bytes and reduces them modulo the order,
 // so k < order padded big-endian to 48 bytes gives k itself.
@@ -98,7 +106,7 @@ func blind(t testing.TB, k crypto.Key, in []byte) []byte {
 
 func TestRegistry(t *testing.T) {
 	names := crypto.Names()
-	want := []string{"p256-sha256", "ristretto255-sha512"}
+	want := []string{"p256-sha256", "ristretto255-sha512", "x25519-elligator2"}
 	if !slices.Equal(names, want) {
 		t.Errorf("Names() = %v, want %v", names, want)
 	}
@@ -109,7 +117,7 @@ func TestRegistry(t *testing.T) {
 	if _, err := crypto.Lookup("p384-sha384"); !errors.Is(err, crypto.ErrUnknownSuite) {
 		t.Errorf("Lookup(unknown) error = %v, want ErrUnknownSuite", err)
 	}
-	sizes := map[string]int{"ristretto255-sha512": 32, "p256-sha256": 33}
+	sizes := map[string]int{"ristretto255-sha512": 32, "p256-sha256": 33, "x25519-elligator2": 32}
 	for _, n := range names {
 		if got := lookup(t, n).ElementSize(); got != sizes[n] {
 			t.Errorf("%s.ElementSize() = %d, want %d", n, got, sizes[n])
@@ -224,6 +232,10 @@ func invalidEncodings(t *testing.T, s crypto.Suite) map[string][]byte {
 		hi := slices.Clone(valid)
 		hi[31] |= 0x80
 		cases["top bit set"] = hi
+	case crypto.X25519Elligator2:
+		for name, b := range x25519Invalid(valid) {
+			cases[name] = b
+		}
 	case "p256-sha256":
 		curve := elliptic.P256()
 		x, y, err := decompress(valid)
@@ -299,7 +311,9 @@ func TestBlindRefusesRandomBytes(t *testing.T) {
 	// probability about 1/16 (canonical, non-negative, square root exists,
 	// non-negative t); a 33-byte string is a P-256 point only with a
 	// 0x02/0x03 prefix, about 1/256.
-	limits := map[string]float64{"ristretto255-sha512": 0.15, "p256-sha256": 0.02}
+	// A canonical u-coordinate outside the five low-order ones is accepted
+	// (twist points included, see crypto.X25519Elligator2): about 1/2.
+	limits := map[string]float64{"ristretto255-sha512": 0.15, "p256-sha256": 0.02, "x25519-elligator2": 0.55}
 	rng := newSeededReader(99)
 	for _, n := range crypto.Names() {
 		t.Run(n, func(t *testing.T) {
@@ -369,6 +383,9 @@ func TestDomainSeparation(t *testing.T) {
 			if err := s.Validate(h1); err != nil {
 				t.Errorf("Validate(HashToElement(...)) = %v, want nil", err)
 			}
+			if n == crypto.X25519Elligator2 {
+				return // no clamped scalar is 1; TestX25519MatchesCircl checks k·H(x) instead
+			}
 			if one := keyWithScalar(t, s, big.NewInt(1)); !bytes.Equal(hashBlind(t, one, msg, d1), h1) {
 				t.Errorf("1·H(x) differs from H(x)")
 			}
@@ -377,7 +394,7 @@ func TestDomainSeparation(t *testing.T) {
 }
 
 func TestKeyStringRedacted(t *testing.T) {
-	for _, n := range crypto.Names() {
+	for _, n := range scalarSuites() {
 		t.Run(n, func(t *testing.T) {
 			s := lookup(t, n)
 			raw := make([]byte, 48)
@@ -415,7 +432,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestNewKeyReaderErrors(t *testing.T) {
-	for _, n := range crypto.Names() {
+	for _, n := range scalarSuites() {
 		t.Run(n, func(t *testing.T) {
 			s := lookup(t, n)
 			for _, r := range []io.Reader{&failingReader{0}, &failingReader{10}, bytes.NewReader(make([]byte, 20))} {

@@ -34,7 +34,7 @@ import (
 
 // Constants of Appendix G.2.1 and G.2.2, computed once from their definitions.
 var (
-	ell2J  = feFromBig(big.NewInt(486662))    // J, the Montgomery A coefficient
+	ell2J  = feFromBig(big.NewInt(486662))     // J, the Montgomery A coefficient
 	ell2C2 = feFromBig(pow2mod(p25519Plus3_8)) // 2^((p+3)/8)
 	ell2C3 = feFromBig(sqrtMinusOne())         // sqrt(-1)
 	ell2C1 = feFromBig(sqrtMinus486664())      // sqrt(-486664) with sgn0 = 0, G.2.2
@@ -109,46 +109,46 @@ func setBigEndianWide(fe *field.Element, b []byte) {
 // curve25519 (yd = 1); xd is never zero.
 func ell2Curve25519(u *field.Element) (xn, xd, y field.Element) {
 	var tv1, tv2, tv3, x1n, gxd, gx1, y11, y12, y1, x2n, y21, y22, gx2, y2, negY field.Element
-	tv1.Square(u)                  //  1. tv1 = u^2
-	tv1.Add(&tv1, &tv1)            //  2. tv1 = 2 * tv1
-	xd.Add(&tv1, feOne)            //  3.  xd = tv1 + 1
-	x1n.Negate(ell2J)              //  4. x1n = -J
-	tv2.Square(&xd)                //  5. tv2 = xd^2
-	gxd.Multiply(&tv2, &xd)        //  6. gxd = tv2 * xd
-	gx1.Multiply(ell2J, &tv1)      //  7. gx1 = J * tv1
-	gx1.Multiply(&gx1, &x1n)       //  8. gx1 = gx1 * x1n
-	gx1.Add(&gx1, &tv2)            //  9. gx1 = gx1 + tv2
-	gx1.Multiply(&gx1, &x1n)       // 10. gx1 = gx1 * x1n
-	tv3.Square(&gxd)               // 11. tv3 = gxd^2
-	tv2.Square(&tv3)               // 12. tv2 = tv3^2
-	tv3.Multiply(&tv3, &gxd)       // 13. tv3 = tv3 * gxd
-	tv3.Multiply(&tv3, &gx1)       // 14. tv3 = tv3 * gx1
-	tv2.Multiply(&tv2, &tv3)       // 15. tv2 = tv2 * tv3
-	y11.Pow22523(&tv2)             // 16. y11 = tv2^c4, c4 = (p-5)/8
-	y11.Multiply(&y11, &tv3)       // 17. y11 = y11 * tv3
-	y12.Multiply(&y11, ell2C3)     // 18. y12 = y11 * c3
-	tv2.Square(&y11)               // 19. tv2 = y11^2
-	tv2.Multiply(&tv2, &gxd)       // 20. tv2 = tv2 * gxd
-	e1 := tv2.Equal(&gx1)          // 21.  e1 = tv2 == gx1
-	y1.Select(&y11, &y12, e1)      // 22.  y1 = CMOV(y12, y11, e1)
-	x2n.Multiply(&x1n, &tv1)       // 23. x2n = x1n * tv1
-	y21.Multiply(&y11, u)          // 24. y21 = y11 * u
-	y21.Multiply(&y21, ell2C2)     // 25. y21 = y21 * c2
-	y22.Multiply(&y21, ell2C3)     // 26. y22 = y21 * c3
-	gx2.Multiply(&gx1, &tv1)       // 27. gx2 = gx1 * tv1
-	tv2.Square(&y21)               // 28. tv2 = y21^2
-	tv2.Multiply(&tv2, &gxd)       // 29. tv2 = tv2 * gxd
-	e2 := tv2.Equal(&gx2)          // 30.  e2 = tv2 == gx2
-	y2.Select(&y21, &y22, e2)      // 31.  y2 = CMOV(y22, y21, e2)
-	tv2.Square(&y1)                // 32. tv2 = y1^2
-	tv2.Multiply(&tv2, &gxd)       // 33. tv2 = tv2 * gxd
-	e3 := tv2.Equal(&gx1)          // 34.  e3 = tv2 == gx1
-	xn.Select(&x1n, &x2n, e3)      // 35.  xn = CMOV(x2n, x1n, e3)
-	y.Select(&y1, &y2, e3)         // 36.   y = CMOV(y2, y1, e3)
-	e4 := y.IsNegative()           // 37.  e4 = sgn0(y) == 1
-	negY.Negate(&y)                //
-	y.Select(&negY, &y, e3^e4)     // 38.   y = CMOV(y, -y, e3 XOR e4)
-	return xn, xd, y               // 39. return (xn, xd, y, 1)
+	tv1.Square(u)              //  1. tv1 = u^2
+	tv1.Add(&tv1, &tv1)        //  2. tv1 = 2 * tv1
+	xd.Add(&tv1, feOne)        //  3.  xd = tv1 + 1
+	x1n.Negate(ell2J)          //  4. x1n = -J
+	tv2.Square(&xd)            //  5. tv2 = xd^2
+	gxd.Multiply(&tv2, &xd)    //  6. gxd = tv2 * xd
+	gx1.Multiply(ell2J, &tv1)  //  7. gx1 = J * tv1
+	gx1.Multiply(&gx1, &x1n)   //  8. gx1 = gx1 * x1n
+	gx1.Add(&gx1, &tv2)        //  9. gx1 = gx1 + tv2
+	gx1.Multiply(&gx1, &x1n)   // 10. gx1 = gx1 * x1n
+	tv3.Square(&gxd)           // 11. tv3 = gxd^2
+	tv2.Square(&tv3)           // 12. tv2 = tv3^2
+	tv3.Multiply(&tv3, &gxd)   // 13. tv3 = tv3 * gxd
+	tv3.Multiply(&tv3, &gx1)   // 14. tv3 = tv3 * gx1
+	tv2.Multiply(&tv2, &tv3)   // 15. tv2 = tv2 * tv3
+	y11.Pow22523(&tv2)         // 16. y11 = tv2^c4, c4 = (p-5)/8
+	y11.Multiply(&y11, &tv3)   // 17. y11 = y11 * tv3
+	y12.Multiply(&y11, ell2C3) // 18. y12 = y11 * c3
+	tv2.Square(&y11)           // 19. tv2 = y11^2
+	tv2.Multiply(&tv2, &gxd)   // 20. tv2 = tv2 * gxd
+	e1 := tv2.Equal(&gx1)      // 21.  e1 = tv2 == gx1
+	y1.Select(&y11, &y12, e1)  // 22.  y1 = CMOV(y12, y11, e1)
+	x2n.Multiply(&x1n, &tv1)   // 23. x2n = x1n * tv1
+	y21.Multiply(&y11, u)      // 24. y21 = y11 * u
+	y21.Multiply(&y21, ell2C2) // 25. y21 = y21 * c2
+	y22.Multiply(&y21, ell2C3) // 26. y22 = y21 * c3
+	gx2.Multiply(&gx1, &tv1)   // 27. gx2 = gx1 * tv1
+	tv2.Square(&y21)           // 28. tv2 = y21^2
+	tv2.Multiply(&tv2, &gxd)   // 29. tv2 = tv2 * gxd
+	e2 := tv2.Equal(&gx2)      // 30.  e2 = tv2 == gx2
+	y2.Select(&y21, &y22, e2)  // 31.  y2 = CMOV(y22, y21, e2)
+	tv2.Square(&y1)            // 32. tv2 = y1^2
+	tv2.Multiply(&tv2, &gxd)   // 33. tv2 = tv2 * gxd
+	e3 := tv2.Equal(&gx1)      // 34.  e3 = tv2 == gx1
+	xn.Select(&x1n, &x2n, e3)  // 35.  xn = CMOV(x2n, x1n, e3)
+	y.Select(&y1, &y2, e3)     // 36.   y = CMOV(y2, y1, e3)
+	e4 := y.IsNegative()       // 37.  e4 = sgn0(y) == 1
+	negY.Negate(&y)            //
+	y.Select(&negY, &y, e3^e4) // 38.   y = CMOV(y, -y, e3 XOR e4)
+	return xn, xd, y           // 39. return (xn, xd, y, 1)
 }
 
 // ell2Edwards25519 is map_to_curve_elligator2_edwards25519 of RFC 9380

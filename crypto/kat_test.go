@@ -123,9 +123,9 @@ func TestExpandMessageXMDSHA512(t *testing.T) {
 func TestHashToElementMatchesCircl(t *testing.T) {
 	groups := map[string]group.Group{"ristretto255-sha512": group.Ristretto255, "p256-sha256": group.P256}
 	msgs := [][]byte{nil, []byte("abc"), []byte("cn_id:11010519491231002X"), bytes.Repeat([]byte{'a'}, 512)}
-	for _, n := range crypto.Names() {
+	for n, g := range groups {
 		t.Run(n, func(t *testing.T) {
-			s, g := lookup(t, n), groups[n]
+			s := lookup(t, n)
 			dst := crypto.DST("kat", n, []byte{9})
 			for _, m := range msgs {
 				e := g.HashToElement(m, dst)
