@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -163,6 +164,89 @@ func (c *Client) ListQueries(ctx context.Context) ([]Query, error) {
 func (c *Client) GetQuery(ctx context.Context, id string) (Query, error) {
 	var v Query
 	return v, c.do(ctx, http.MethodGet, "/v1/queries/"+url.PathEscape(id), nil, &v)
+}
+
+// PendingQueries returns GET /v1/queries/pending.
+func (c *Client) PendingQueries(ctx context.Context) ([]Query, error) {
+	var v []Query
+	return v, c.do(ctx, http.MethodGet, "/v1/queries/pending", nil, &v)
+}
+
+// ApproveQuery calls POST /v1/queries/{id}/approve.
+func (c *Client) ApproveQuery(ctx context.Context, id string) (Query, error) {
+	var v Query
+	return v, c.do(ctx, http.MethodPost, "/v1/queries/"+url.PathEscape(id)+"/approve", nil, &v)
+}
+
+// DenyQuery calls POST /v1/queries/{id}/deny.
+func (c *Client) DenyQuery(ctx context.Context, id string, req DenyRequest) (Query, error) {
+	var v Query
+	return v, c.do(ctx, http.MethodPost, "/v1/queries/"+url.PathEscape(id)+"/deny", req, &v)
+}
+
+// ListPlugins returns GET /v1/plugins.
+func (c *Client) ListPlugins(ctx context.Context) ([]PluginInfo, error) {
+	var v []PluginInfo
+	return v, c.do(ctx, http.MethodGet, "/v1/plugins", nil, &v)
+}
+
+// InstallPlugin calls POST /v1/plugins. req.Path must be an absolute path
+// the node can read.
+func (c *Client) InstallPlugin(ctx context.Context, req InstallPluginRequest) (PluginInfo, error) {
+	var v PluginInfo
+	return v, c.do(ctx, http.MethodPost, "/v1/plugins", req, &v)
+}
+
+// Audit returns GET /v1/audit with f as query parameters.
+func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	q := url.Values{}
+	if f.QueryID != "" {
+		q.Set("query", f.QueryID)
+	}
+	if f.Kind != "" {
+		q.Set("kind", f.Kind)
+	}
+	if f.Limit != 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	path := "/v1/audit"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var v []AuditEntry
+	return v, c.do(ctx, http.MethodGet, path, nil, &v)
+}
+
+// VerifyAudit returns GET /v1/audit/verify. A chain that fails the check is
+// not an error: the report says which entry is bad.
+func (c *Client) VerifyAudit(ctx context.Context) (AuditReport, error) {
+	var v AuditReport
+	return v, c.do(ctx, http.MethodGet, "/v1/audit/verify", nil, &v)
+}
+
+// ExportAudit copies GET /v1/audit/export, the chain as JSON Lines, to w.
+// A failure the node reports after the stream began is returned too, so a
+// nil error means w has the whole chain.
+func (c *Client) ExportAudit(ctx context.Context, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/audit/export?format=jsonl", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("failed to copy the audit export: %w", err)
+	}
+	if t := resp.Trailer.Get(ExportErrorTrailer); t != "" {
+		var e Error
+		if err := json.Unmarshal([]byte(t), &e); err != nil || e.Code == "" {
+			e = Error{Code: CodeInternal, Message: "the node stopped the audit export: " + t}
+		}
+		return &e
+	}
+	return nil
 }
 
 // OpenAPI returns GET /v1/openapi.yaml.

@@ -116,6 +116,9 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"DatasetInfo": datasets.Info{}, "DatasetDetail": api.DatasetDetail{}, "DropResult": api.DropResult{},
 		"QueryRequest": api.QueryRequest{}, "Query": api.Query{}, "QuerySummary": api.QuerySummary{},
 		"ResultTable": api.ResultTable{}, "Progress": api.Progress{},
+		"PluginRef": api.PluginRef{}, "PeerState": api.PeerState{}, "DenyRequest": api.DenyRequest{},
+		"PluginInfo": api.PluginInfo{}, "InstallPluginRequest": api.InstallPluginRequest{},
+		"AuditEntry": api.AuditEntry{}, "AuditReport": api.AuditReport{},
 	} {
 		got := specProperties(t, schema)
 		if schema == "DatasetDetail" {

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,7 +87,17 @@ func NewServer(b Backend, token string, log *slog.Logger, opts ...Option) *Serve
 	s.handle("DELETE /v1/datasets/{name}", s.dropDataset)
 	s.handle("POST /v1/queries", s.submitQuery)
 	s.handle("GET /v1/queries", s.listQueries)
+	// The literal /v1/queries/pending is more specific than
+	// /v1/queries/{id}, so net/http routes it first whatever the order.
+	s.handle("GET /v1/queries/pending", s.pendingQueries)
 	s.handle("GET /v1/queries/{id}", s.getQuery)
+	s.handle("POST /v1/queries/{id}/approve", s.approveQuery)
+	s.handle("POST /v1/queries/{id}/deny", s.denyQuery)
+	s.handle("GET /v1/plugins", s.listPlugins)
+	s.handle("POST /v1/plugins", s.installPlugin)
+	s.handle("GET /v1/audit", s.audit)
+	s.handle("GET /v1/audit/verify", s.verifyAudit)
+	s.handle("GET /v1/audit/export", s.exportAudit)
 	s.handle("GET /v1/openapi.yaml", s.openAPI)
 	s.routes = append(s.routes, "GET /metrics")
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -265,8 +277,11 @@ func (s *Server) submitQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case req.Kind == "":
-		s.fail(w, r, fmt.Errorf("the query needs a kind (%s or %s): %w", KindOverlap, KindMatch, ErrInvalid))
+	case req.Plugin != "" && req.Kind != "" && req.Plugin != req.Kind:
+		s.fail(w, r, fmt.Errorf("plugin %q and kind %q differ; kind is the older name of plugin, send only plugin: %w", req.Plugin, req.Kind, ErrInvalid))
+		return
+	case req.Plugin == "" && req.Kind == "":
+		s.fail(w, r, fmt.Errorf("the query needs a plugin, such as %s or %s (GET /v1/plugins lists the installed ones): %w", KindOverlap, KindMatch, ErrInvalid))
 		return
 	case req.Dataset == "":
 		s.fail(w, r, fmt.Errorf("the query needs a dataset of this node: %w", ErrInvalid))
@@ -275,6 +290,11 @@ func (s *Server) submitQuery(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("the query needs at least one peer: %w", ErrInvalid))
 		return
 	}
+	// The backend sees both names set to the plugin, whichever was sent.
+	if req.Plugin == "" {
+		req.Plugin = req.Kind
+	}
+	req.Kind = req.Plugin
 	q, err := s.b.SubmitQuery(r.Context(), req)
 	s.reply(w, r, http.StatusAccepted, q, err)
 }
@@ -287,6 +307,148 @@ func (s *Server) listQueries(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getQuery(w http.ResponseWriter, r *http.Request) {
 	q, err := s.b.GetQuery(r.Context(), r.PathValue("id"))
 	s.reply(w, r, http.StatusOK, q, err)
+}
+
+func (s *Server) pendingQueries(w http.ResponseWriter, r *http.Request) {
+	qs, err := s.b.PendingQueries(r.Context())
+	s.reply(w, r, http.StatusOK, nonNil(qs), err)
+}
+
+func (s *Server) approveQuery(w http.ResponseWriter, r *http.Request) {
+	if !s.emptyBody(w, r) {
+		return
+	}
+	q, err := s.b.ApproveQuery(r.Context(), r.PathValue("id"))
+	s.reply(w, r, http.StatusOK, q, err)
+}
+
+func (s *Server) denyQuery(w http.ResponseWriter, r *http.Request) {
+	var req DenyRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	if req.Reason == "" {
+		s.fail(w, r, fmt.Errorf("a denial needs a reason, which the querier sees: %w", ErrInvalid))
+		return
+	}
+	q, err := s.b.DenyQuery(r.Context(), r.PathValue("id"), req)
+	s.reply(w, r, http.StatusOK, q, err)
+}
+
+func (s *Server) listPlugins(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.b.ListPlugins(r.Context())
+	s.reply(w, r, http.StatusOK, nonNil(ps), err)
+}
+
+func (s *Server) installPlugin(w http.ResponseWriter, r *http.Request) {
+	var req InstallPluginRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	switch {
+	case (req.Path == "") == (req.Builtin == ""):
+		s.fail(w, r, fmt.Errorf("name either the path of a plugin executable or a built-in plugin, not both and not neither: %w", ErrInvalid))
+		return
+	case req.Path != "" && !filepath.IsAbs(req.Path):
+		s.fail(w, r, fmt.Errorf("path %q must be an absolute path the node can read: %w", req.Path, ErrInvalid))
+		return
+	}
+	p, err := s.b.InstallPlugin(r.Context(), req)
+	s.reply(w, r, http.StatusCreated, p, err)
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := AuditFilter{QueryID: q.Get("query"), Kind: q.Get("kind")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			s.fail(w, r, fmt.Errorf("limit %q: want a whole number of entries, 0 for all: %w", v, ErrInvalid))
+			return
+		}
+		f.Limit = n
+	}
+	es, err := s.b.Audit(r.Context(), f)
+	s.reply(w, r, http.StatusOK, nonNil(es), err)
+}
+
+func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.b.VerifyAudit(r.Context())
+	s.reply(w, r, http.StatusOK, rep, err)
+}
+
+// ExportErrorTrailer is the HTTP trailer through which GET /v1/audit/export
+// reports, as a JSON Error, a failure after the stream began.
+const ExportErrorTrailer = "Xnode-Error"
+
+// exportAudit streams the chain as JSON Lines. A failure before the first
+// byte is an ordinary error answer; a later one ends the stream and is
+// reported in the ExportErrorTrailer trailer.
+func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) {
+	if f := r.URL.Query().Get("format"); f != "" && f != "jsonl" {
+		s.fail(w, r, fmt.Errorf("format %q: the audit chain exports only as jsonl: %w", f, ErrInvalid))
+		return
+	}
+	sw := &streamWriter{w: w}
+	err := s.b.ExportAudit(r.Context(), sw)
+	if err == nil {
+		if !sw.started {
+			sw.start() // an empty chain is an empty stream
+		}
+		return
+	}
+	if !sw.started {
+		s.fail(w, r, err)
+		return
+	}
+	_, e := classify(err)
+	s.logError(r, err, e)
+	b, _ := json.Marshal(e)
+	w.Header().Set(ExportErrorTrailer, string(b))
+}
+
+// streamWriter writes the NDJSON headers, announcing the error trailer,
+// before the first byte.
+type streamWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (sw *streamWriter) start() {
+	sw.started = true
+	h := sw.w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Trailer", ExportErrorTrailer)
+	sw.w.WriteHeader(http.StatusOK)
+}
+
+func (sw *streamWriter) Write(p []byte) (int, error) {
+	if !sw.started {
+		sw.start()
+	}
+	return sw.w.Write(p)
+}
+
+// emptyBody accepts no body, an empty one or {}; anything else is a 400.
+func (s *Server) emptyBody(w http.ResponseWriter, r *http.Request) bool {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, &Error{Code: CodeTooLarge,
+				Message: fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes)})
+			return false
+		}
+		s.fail(w, r, fmt.Errorf("failed to read the request body: %v: %w", err, ErrInvalid))
+		return false
+	}
+	if t := strings.TrimSpace(string(b)); t != "" && t != "{}" {
+		writeJSON(w, http.StatusBadRequest, &Error{Code: CodeInvalid, Message: "this route takes no request body"})
+		return false
+	}
+	return true
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {

@@ -9,7 +9,9 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"time"
 
 	"xnode/node/datasets"
@@ -40,6 +42,24 @@ type Backend interface {
 	ListQueries(ctx context.Context) ([]Query, error)
 	// GetQuery returns a query with its result once done.
 	GetQuery(ctx context.Context, id string) (Query, error)
+	// PendingQueries lists queries peers proposed to this node that wait for
+	// a person's approval.
+	PendingQueries(ctx context.Context) ([]Query, error)
+	// ApproveQuery approves a pending query; DenyQuery denies it with a
+	// reason the querier sees.
+	ApproveQuery(ctx context.Context, id string) (Query, error)
+	DenyQuery(ctx context.Context, id string, req DenyRequest) (Query, error)
+
+	// ListPlugins lists the installed query plugins.
+	ListPlugins(ctx context.Context) ([]PluginInfo, error)
+	// InstallPlugin pins and records a plugin executable (or a built-in).
+	InstallPlugin(ctx context.Context, req InstallPluginRequest) (PluginInfo, error)
+
+	// Audit lists audit entries; VerifyAudit checks the whole chain;
+	// ExportAudit writes it as JSON Lines.
+	Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	VerifyAudit(ctx context.Context) (AuditReport, error)
+	ExportAudit(ctx context.Context, w io.Writer) error
 }
 
 // NodeInfo describes this node.
@@ -107,36 +127,138 @@ type DropResult struct {
 	Versions int    `json:"versions"`
 }
 
-// Query kinds built into the node.
+// Built-in query plugins. A query's Kind is its plugin's name.
 const (
 	KindOverlap = "overlap" // ECDH-PSI cardinality
 	KindMatch   = "match"   // ECDH-PSI intersection to the querier
 )
 
-// Query statuses.
+// Query statuses. A query is proposed to its peers, may wait for a
+// person's approval at some of them, then runs and ends done or failed; a
+// peer's denial ends it denied, and approvals that do not come in time end
+// it expired.
 const (
-	StatusPending = "pending"
-	StatusRunning = "running"
-	StatusDone    = "done"
-	StatusFailed  = "failed"
+	StatusPending          = "pending" // older records; no longer written
+	StatusProposed         = "proposed"
+	StatusAwaitingApproval = "awaiting-approval"
+	StatusApproved         = "approved" // a participant's record: approved, not yet run
+	StatusRunning          = "running"
+	StatusDone             = "done"
+	StatusFailed           = "failed"
+	StatusDenied           = "denied"
+	StatusExpired          = "expired"
 )
+
+// Finished reports whether a status is final.
+func Finished(status string) bool {
+	switch status {
+	case StatusDone, StatusFailed, StatusDenied, StatusExpired:
+		return true
+	}
+	return false
+}
 
 // QueryRequest submits a joint query.
 type QueryRequest struct {
-	Kind        string   `json:"kind"`
-	Dataset     string   `json:"dataset"`
-	Peers       []string `json:"peers"`                  // peer names (or peer IDs)
-	PeerDataset string   `json:"peer_dataset,omitempty"` // default: same name as Dataset
-	Suite       string   `json:"suite,omitempty"`
+	// Plugin names the installed plugin; Kind is its older alias.
+	Plugin      string            `json:"plugin,omitempty"`
+	Kind        string            `json:"kind,omitempty"`
+	Params      map[string]string `json:"params,omitempty"`
+	Dataset     string            `json:"dataset"`
+	Peers       []string          `json:"peers"`                  // peer names (or peer IDs)
+	PeerDataset string            `json:"peer_dataset,omitempty"` // default: same name as Dataset
+	Suite       string            `json:"suite,omitempty"`
+}
+
+// PluginRef names the exact plugin a query runs.
+type PluginRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Digest  string `json:"digest"` // sha256:<hex> of the executable
+}
+
+// PeerState is one peer's answer to a proposal.
+type PeerState struct {
+	Peer   string `json:"peer"`
+	Status string `json:"status"` // proposed, awaiting-approval, approved, denied, running, done, failed
+	Rule   string `json:"rule,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// DenyRequest carries the reason of a denial.
+type DenyRequest struct {
+	Reason string `json:"reason"`
+}
+
+// PluginInfo is an installed plugin.
+type PluginInfo struct {
+	Name        string    `json:"name"`
+	Version     string    `json:"version"`
+	Protocol    string    `json:"protocol"`
+	Digest      string    `json:"digest"`
+	Path        string    `json:"path"`
+	Builtin     bool      `json:"builtin,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Params      string    `json:"params,omitempty"` // accepted parameters, one per line
+	Installed   time.Time `json:"installed"`
+}
+
+// InstallPluginRequest installs an executable by absolute path, or a
+// built-in plugin of the xnode binary by name.
+type InstallPluginRequest struct {
+	Path    string `json:"path,omitempty"`
+	Builtin string `json:"builtin,omitempty"`
+}
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	QueryID string `json:"query_id,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+	Limit   int    `json:"limit,omitempty"` // the last Limit entries; 0: all
+}
+
+// AuditEntry is one entry of the node's audit chain.
+type AuditEntry struct {
+	Seq     uint64          `json:"seq"`
+	Time    time.Time       `json:"time"`
+	Kind    string          `json:"kind"`
+	QueryID string          `json:"query_id,omitempty"`
+	Actor   string          `json:"actor"`
+	Signer  string          `json:"signer"`
+	Details json.RawMessage `json:"details,omitempty"`
+	Hash    string          `json:"hash"` // hex
+}
+
+// AuditReport is the outcome of verifying the audit chain.
+type AuditReport struct {
+	OK      bool   `json:"ok"`
+	Entries uint64 `json:"entries"`
+	Head    string `json:"head,omitempty"`
+	// FirstBad names the first entry that fails, and why.
+	FirstBadSeq uint64 `json:"first_bad_seq,omitempty"`
+	Problem     string `json:"problem,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 // Query is a query's record, at the querier or at a responder.
 type Query struct {
-	ID             string       `json:"id"`
-	Kind           string       `json:"kind"`
-	Role           string       `json:"role"` // querier or responder
-	Status         string       `json:"status"`
-	Error          string       `json:"error,omitempty"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"` // the plugin's name
+	Role   string `json:"role"` // querier or responder
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Plugin is the exact plugin the query runs, Params its parameters and
+	// Protocol the protocol it needs (psi.cardinality, …).
+	Plugin   *PluginRef        `json:"plugin,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	Protocol string            `json:"protocol,omitempty"`
+	// Querier names the node that submitted the query.
+	Querier string `json:"querier,omitempty"`
+	// PeerStates are the peers' answers to the proposal, with the rule and
+	// reason of a denial.
+	PeerStates []PeerState `json:"peer_states,omitempty"`
+	// Expires is when a proposal without every approval ends expired.
+	Expires        time.Time    `json:"expires,omitzero"`
 	Dataset        string       `json:"dataset"`
 	DatasetVersion uint64       `json:"dataset_version,omitempty"`
 	Peers          []string     `json:"peers"`
@@ -158,6 +280,8 @@ type QuerySummary struct {
 	OwnSize          int            `json:"own_size"`
 	PeerSizes        map[string]int `json:"peer_sizes,omitempty"`
 	Revealed         string         `json:"revealed,omitempty"` // what each party learned, in words
+	// Plugin is the summary the query's plugin wrote, e.g. shares per peer.
+	Plugin map[string]string `json:"plugin,omitempty"`
 }
 
 // ResultTable is a query's result rows.
