@@ -17,12 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"xnode/node/api"
+	"xnode/node/audit"
 	"xnode/node/config"
 	"xnode/node/datasets"
 	"xnode/node/identity"
 	"xnode/node/membership"
 	"xnode/node/p2p"
+	"xnode/node/policy"
 	"xnode/node/queries"
+	"xnode/node/registry"
 	"xnode/node/store"
 )
 
@@ -104,12 +107,15 @@ type Node struct {
 	id    *identity.Identity
 	cons  *membership.Consortium
 
-	st    *store.Store
-	data  *datasets.Service
-	host  *p2p.Node
-	query *queries.Service
-	http  *http.Server
-	ln    net.Listener
+	st     *store.Store
+	data   *datasets.Service
+	host   *p2p.Node
+	query  *queries.Service
+	audit  *audit.Log
+	policy *policy.Watcher
+	plugs  *registry.Registry
+	http   *http.Server
+	ln     net.Listener
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -175,6 +181,20 @@ func Open(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.data = datasets.New(n.st, log.With("svc", "datasets"))
+	n.audit = audit.New(n.st, id, log.With("svc", "audit"))
+	n.plugs = registry.New(n.st, log.With("svc", "plugins"))
+	n.policy, err = policy.Watch(o.Dir, policy.WatchOptions{
+		Log: log.With("svc", "policy"),
+		OnChange: func(_, p *policy.Policy) {
+			n.auditf(audit.KindPolicyChange, "", audit.ActorLocal, map[string]any{"source": p.Source(), "digest": p.Digest(), "default": p.IsDefault()})
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the policy: %w (see docs/POLICY.md)", err)
+	}
+	if n.policy.Current().IsDefault() {
+		log.Warn("no policy.toml: this node refuses every query from peers until one allows them (see docs/POLICY.md)")
+	}
 	n.host, err = p2p.New(ctx, p2p.Config{
 		Identity: id, ListenAddrs: cfg.Listen,
 		Consortium: mem.Consortium, Cert: mem.Cert, Revocations: mem.Revocations,
@@ -185,7 +205,9 @@ func Open(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	n.query, err = queries.New(queries.Config{
 		Store: n.st, Datasets: datasetAdapter{n.data}, Network: n.host, Peers: n, Name: cfg.Name,
-		Logger: log.With("svc", "queries"), Suite: cfg.PSI.Suite,
+		Identity: id, Registry: n.plugs, Policy: n.policy, Audit: n.audit,
+		Limiter: policy.NewLimiter(n.st, n.policy.Current().Location()),
+		Logger:  log.With("svc", "queries"), Suite: cfg.PSI.Suite,
 		Timeout: time.Duration(cfg.PSI.TimeoutSeconds) * time.Second,
 	})
 	if err != nil {
@@ -231,6 +253,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.query != nil {
 			errs = append(errs, n.query.Close())
+		}
+		if n.policy != nil {
+			errs = append(errs, n.policy.Close())
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())

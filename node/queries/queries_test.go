@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -17,19 +19,65 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"xnode/node/api"
+	"xnode/node/audit"
 	"xnode/node/identity"
 	"xnode/node/membership"
 	"xnode/node/membership/membershiptest"
 	"xnode/node/p2p"
+	"xnode/node/policy"
 	"xnode/node/queries"
+	"xnode/node/registry"
 	"xnode/node/store"
-	"xnode/protocol/psi/ecdh"
+	"xnode/plugins"
 )
+
+// pluginDir holds the built-in plugins built once for the package's tests.
+var pluginDir string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "xnode-queries-plugins")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		out, err := exec.Command("go", "build", "-o", dir+"/", "xnode/plugins/overlap", "xnode/plugins/match").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "failed to build the built-in plugins: %v\n%s", err, out)
+			return 1
+		}
+		pluginDir = dir
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+const testPolicy = `
+version = 1
+
+[[rule]]
+name = "members-auto"
+plugin = "*"
+datasets = ["clients"]
+peers = ["*"]
+approval = "auto"
+min_set_size = 5
+
+[[rule]]
+name = "manual-review"
+plugin = "*"
+datasets = ["review"]
+peers = ["*"]
+approval = "manual"
+min_set_size = 1
+max_queries_per_peer_per_day = 2
+`
 
 // memDatasets serves datasets held in memory.
 type memDatasets map[string]*memView
 
-func (d memDatasets) Open(_ context.Context, name string) (queries.View, error) {
+func (d memDatasets) Open(_ context.Context, name string, _ uint64) (queries.View, error) {
 	v, ok := d[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: dataset %q", api.ErrNotFound, name)
@@ -39,42 +87,66 @@ func (d memDatasets) Open(_ context.Context, name string) (queries.View, error) 
 
 type memView struct {
 	ids []string
-	// onRead, if set, runs before each batch the view's readers return.
+	// onRead, if set, runs before each batch of keys a reader returns.
 	onRead func(batch int)
 }
 
-func (v *memView) Version() uint64 { return 1 }
-func (v *memView) Len() int        { return len(v.ids) }
-func (v *memView) Close() error    { return nil }
-func (v *memView) Display(pos []int) ([]string, error) {
-	out := make([]string, len(pos))
-	for i, p := range pos {
-		out[i] = v.ids[p]
+func (v *memView) Version() uint64           { return 1 }
+func (v *memView) Len() int                  { return len(v.ids) }
+func (v *memView) Close() error              { return nil }
+func (v *memView) Columns() []plugins.Column { return nil }
+
+func (v *memView) row(pos int64) plugins.Row {
+	return plugins.Row{Pos: pos, Key: "cn_id:" + v.ids[pos]}
+}
+
+func (v *memView) Row(_ context.Context, pos int64, _ []string) (plugins.Row, error) {
+	return v.row(pos), nil
+}
+
+func (v *memView) Rows(context.Context, []string) (plugins.RowReader, error) {
+	return &memRows{v: v}, nil
+}
+
+type memRows struct {
+	v   *memView
+	off int
+}
+
+func (r *memRows) Next() ([]plugins.Row, error) {
+	if r.off >= len(r.v.ids) {
+		return nil, io.EOF
 	}
+	end := min(r.off+plugins.MaxChunk, len(r.v.ids))
+	out := make([]plugins.Row, 0, end-r.off)
+	for i := r.off; i < end; i++ {
+		out = append(out, r.v.row(int64(i)))
+	}
+	r.off = end
 	return out, nil
 }
-func (v *memView) IDs() (ecdh.Source, error) { return &memSource{v: v}, nil }
 
-type memSource struct {
+func (v *memView) Keys(context.Context) (queries.KeyReader, error) { return &memKeys{v: v}, nil }
+
+type memKeys struct {
 	v     *memView
 	off   int
 	batch int
 }
 
-func (s *memSource) Len() int { return len(s.v.ids) }
-func (s *memSource) Next(dst [][]byte) (int, error) {
-	if s.off >= len(s.v.ids) {
+func (k *memKeys) Next(dst [][]byte) (int, error) {
+	if k.off >= len(k.v.ids) {
 		return 0, io.EOF
 	}
-	if s.v.onRead != nil {
-		s.v.onRead(s.batch)
+	if k.v.onRead != nil {
+		k.v.onRead(k.batch)
 	}
-	s.batch++
+	k.batch++
 	n := 0
-	for n < len(dst) && s.off < len(s.v.ids) {
-		dst[n] = []byte("cn_id:" + s.v.ids[s.off])
+	for n < len(dst) && k.off < len(k.v.ids) {
+		dst[n] = append(dst[n][:0], "cn_id:"+k.v.ids[k.off]...)
 		n++
-		s.off++
+		k.off++
 	}
 	return n, nil
 }
@@ -90,11 +162,12 @@ func (p namedPeers) Resolve(_ context.Context, name string) (peer.ID, string, er
 }
 
 type member struct {
-	name string
-	host *p2p.Node
-	svc  *queries.Service
-	data memDatasets
-	st   *store.Store
+	name  string
+	host  *p2p.Node
+	svc   *queries.Service
+	st    *store.Store
+	reg   *registry.Registry
+	audit *audit.Log
 }
 
 type consortium struct {
@@ -111,6 +184,8 @@ func newConsortium(t *testing.T) *consortium {
 	return &consortium{t: t, mn: mn, root: membershiptest.NewRoot(t, "pilot"), peers: namedPeers{}}
 }
 
+// member starts a node's queries service with the built-in plugins
+// installed and testPolicy in force.
 func (c *consortium) member(name string, data memDatasets) *member {
 	t := c.t
 	t.Helper()
@@ -139,20 +214,40 @@ func (c *consortium) member(name string, data memDatasets) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := queries.New(queries.Config{Store: st, Datasets: data, Network: n, Peers: c.peers, Name: name, Timeout: 20 * time.Second})
+	reg := registry.New(st, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range []string{"overlap", "match"} {
+		if _, err := reg.Install(ctx, filepath.Join(pluginDir, p), nil, false); err != nil {
+			t.Fatalf("install %s: %v", p, err)
+		}
+	}
+	pol, err := policy.Parse([]byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := audit.New(st, id, nil)
+	svc, err := queries.New(queries.Config{
+		Store: st, Datasets: data, Network: n, Peers: c.peers, Name: name, Identity: id,
+		Registry: reg, Policy: pol, Limiter: policy.NewLimiter(st, time.UTC), Audit: log,
+		Timeout: 20 * time.Second,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		svc.Close()
 		n.Close()
+		if rep, err := log.Verify(context.Background()); err != nil || !rep.OK {
+			t.Errorf("audit chain of %s: %+v, %v", name, rep, err)
+		}
 		if err := st.Check(); err != nil {
 			t.Errorf("store of %s after the test: %v", name, err)
 		}
 		st.Close()
 	})
 	c.peers[name] = id.ID()
-	return &member{name: name, host: n, svc: svc, data: data, st: st}
+	return &member{name: name, host: n, svc: svc, st: st, reg: reg, audit: log}
 }
 
 func connect(t *testing.T, a, b *member) {
@@ -164,21 +259,32 @@ func connect(t *testing.T, a, b *member) {
 	}
 }
 
-func wait(t *testing.T, m *member, id string) api.Query {
+// wait polls a query until its status satisfies done.
+func wait(t *testing.T, m *member, id string, done func(string) bool) api.Query {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(40 * time.Second)
 	for time.Now().Before(deadline) {
 		q, err := m.svc.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.Status == api.StatusDone || q.Status == api.StatusFailed {
+		if done(q.Status) {
 			return q
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("query %s did not finish", id)
+	q, _ := m.svc.Get(context.Background(), id)
+	t.Fatalf("query %s at %s stayed %s", id, m.name, q.Status)
 	return api.Query{}
+}
+
+func submit(t *testing.T, m *member, req api.QueryRequest) api.Query {
+	t.Helper()
+	q, err := m.svc.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Submit(%+v): %v", req, err)
+	}
+	return wait(t, m, q.ID, api.Finished)
 }
 
 func idRange(lo, hi int) []string {
@@ -189,30 +295,25 @@ func idRange(lo, hi int) []string {
 	return out
 }
 
-func TestOverlapAndMatchOverMocknet(t *testing.T) {
+func TestOverlapAndMatch(t *testing.T) {
 	c := newConsortium(t)
 	a := c.member("bank-a", memDatasets{"clients": {ids: idRange(0, 3000)}})
 	b := c.member("bank-b", memDatasets{"clients": {ids: idRange(2000, 6000)}})
 	d := c.member("bank-d", memDatasets{"clients": {ids: idRange(2500, 2600)}})
 	connect(t, a, b)
 	connect(t, a, d)
-	ctx := context.Background()
 	cases := []struct {
-		kind  string
-		peers []string
-		want  map[string]int
+		plugin string
+		peers  []string
+		want   map[string]int
 	}{
-		{api.KindOverlap, []string{"bank-b"}, map[string]int{"bank-b": 1000}},
-		{api.KindMatch, []string{"bank-b"}, map[string]int{"bank-b": 1000}},
-		{api.KindMatch, []string{"bank-b", "bank-d"}, map[string]int{"bank-b": 1000, "bank-d": 100}},
+		{"overlap", []string{"bank-b"}, map[string]int{"bank-b": 1000}},
+		{"match", []string{"bank-b"}, map[string]int{"bank-b": 1000}},
+		{"match", []string{"bank-b", "bank-d"}, map[string]int{"bank-b": 1000, "bank-d": 100}},
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprintf("%s %v", tc.kind, tc.peers), func(t *testing.T) {
-			q, err := a.svc.Submit(ctx, api.QueryRequest{Kind: tc.kind, Dataset: "clients", Peers: tc.peers})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := wait(t, a, q.ID)
+		t.Run(fmt.Sprintf("%s %v", tc.plugin, tc.peers), func(t *testing.T) {
+			got := submit(t, a, api.QueryRequest{Plugin: tc.plugin, Dataset: "clients", Peers: tc.peers})
 			if got.Status != api.StatusDone {
 				t.Fatalf("status %s (%s), want done", got.Status, got.Error)
 			}
@@ -226,16 +327,21 @@ func TestOverlapAndMatchOverMocknet(t *testing.T) {
 			if got.Summary.IntersectionSize != total {
 				t.Errorf("intersection_size = %d, want %d", got.Summary.IntersectionSize, total)
 			}
-			if tc.kind == api.KindOverlap {
-				if got.Result != nil {
-					t.Errorf("overlap revealed rows")
+			if got.Plugin == nil || got.Plugin.Name != tc.plugin || !strings.HasPrefix(got.Plugin.Digest, "sha256:") {
+				t.Errorf("query names plugin %+v, want %s with its digest", got.Plugin, tc.plugin)
+			}
+			if tc.plugin == "overlap" {
+				if got.Result == nil || len(got.Result.Rows) != 1 || got.Result.Rows[0][1] != "1000" {
+					t.Errorf("overlap result = %+v, want one row with 1000 shared", got.Result)
 				}
 				return
 			}
+			idCol := slices.Index(got.Result.Columns, "id")
+			peerCol := slices.Index(got.Result.Columns, "peer")
 			var rows []string
 			for _, r := range got.Result.Rows {
-				if r[1] == "bank-b" {
-					rows = append(rows, r[0])
+				if r[peerCol] == "bank-b" {
+					rows = append(rows, r[idCol])
 				}
 			}
 			slices.Sort(rows)
@@ -244,37 +350,172 @@ func TestOverlapAndMatchOverMocknet(t *testing.T) {
 			}
 		})
 	}
+	t.Run("audit on both sides", func(t *testing.T) {
+		qs, err := a.svc.List(context.Background())
+		if err != nil || len(qs) == 0 {
+			t.Fatalf("List: %v, %d queries", err, len(qs))
+		}
+		id := qs[0].ID
+		for _, m := range []*member{a, b} {
+			entries, err := m.audit.List(context.Background(), audit.Filter{QueryID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []string
+			for _, e := range entries {
+				kinds = append(kinds, string(e.Kind))
+			}
+			for _, k := range []audit.Kind{audit.KindProposal, audit.KindRun, audit.KindResult} {
+				if !slices.Contains(kinds, string(k)) {
+					t.Errorf("%s's audit of query %s = %v, lacks %s", m.name, id, kinds, k)
+				}
+			}
+		}
+	})
 }
 
-func TestRefusals(t *testing.T) {
+func TestApprovalFlow(t *testing.T) {
+	c := newConsortium(t)
+	a := c.member("bank-a", memDatasets{"review": {ids: idRange(0, 50)}, "clients": {ids: idRange(0, 3)}})
+	b := c.member("bank-b", memDatasets{"review": {ids: idRange(40, 90)}, "clients": {ids: idRange(0, 30)}})
+	connect(t, a, b)
+	ctx := context.Background()
+	propose := func() api.Query {
+		q, err := a.svc.Submit(ctx, api.QueryRequest{Plugin: "overlap", Dataset: "review", Peers: []string{"bank-b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wait(t, a, q.ID, func(s string) bool { return s == api.StatusAwaitingApproval })
+	}
+
+	t.Run("approve", func(t *testing.T) {
+		q := propose()
+		pending, err := b.svc.Pending(ctx)
+		if err != nil || len(pending) != 1 || pending[0].ID != q.ID {
+			t.Fatalf("bank-b pending = %+v, %v; want query %s", pending, err, q.ID)
+		}
+		if _, err := a.svc.Approve(ctx, q.ID); err == nil {
+			t.Error("the querier approved its own query")
+		}
+		if _, err := b.svc.Approve(ctx, q.ID); err != nil {
+			t.Fatal(err)
+		}
+		got := wait(t, a, q.ID, api.Finished)
+		if got.Status != api.StatusDone || got.Summary.IntersectionSize != 10 {
+			t.Errorf("approved query = %s %q, size %d; want done, 10", got.Status, got.Error, got.Summary.IntersectionSize)
+		}
+	})
+	t.Run("deny", func(t *testing.T) {
+		q := propose()
+		if _, err := b.svc.Deny(ctx, q.ID, ""); err == nil {
+			t.Error("Deny without a reason succeeded")
+		}
+		if _, err := b.svc.Deny(ctx, q.ID, "not during the audit period"); err != nil {
+			t.Fatal(err)
+		}
+		got := wait(t, a, q.ID, api.Finished)
+		if got.Status != api.StatusDenied || !strings.Contains(got.Error, "not during the audit period") {
+			t.Errorf("denied query = %s %q, want denied with the reason", got.Status, got.Error)
+		}
+	})
+	t.Run("rate limit", func(t *testing.T) {
+		// Two review queries today already: the rule allows two a day.
+		q, err := a.svc.Submit(ctx, api.QueryRequest{Plugin: "overlap", Dataset: "review", Peers: []string{"bank-b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := wait(t, a, q.ID, api.Finished)
+		if got.Status != api.StatusDenied || !strings.Contains(got.Error, "manual-review") {
+			t.Errorf("third query of the day = %s %q, want denied naming rule manual-review", got.Status, got.Error)
+		}
+	})
+	t.Run("minimum set size", func(t *testing.T) {
+		got := submit(t, a, api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-b"}})
+		if got.Status != api.StatusDenied || !strings.Contains(got.Error, "members-auto") {
+			t.Errorf("query with 3 items against min_set_size 5 = %s %q, want denied naming the rule", got.Status, got.Error)
+		}
+	})
+}
+
+func TestPluginPinning(t *testing.T) {
+	c := newConsortium(t)
+	a := c.member("bank-a", memDatasets{"clients": {ids: idRange(0, 100)}})
+	b := c.member("bank-b", memDatasets{"clients": {ids: idRange(50, 150)}})
+	connect(t, a, b)
+	ctx := context.Background()
+
+	// bank-b's approved overlap is another build: a copy with bytes appended.
+	other := filepath.Join(t.TempDir(), "overlap")
+	data, err := os.ReadFile(filepath.Join(pluginDir, "overlap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, append(data, []byte("\x00another build")...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.reg.Install(ctx, other, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	got := submit(t, a, api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-b"}})
+	if got.Status != api.StatusDenied || !strings.Contains(got.Error, queries.RulePluginDigest) {
+		t.Errorf("query whose plugin digest bank-b did not approve = %s %q, want denied by %s", got.Status, got.Error, queries.RulePluginDigest)
+	}
+
+	// A binary swapped after installation is refused at launch.
+	if err := os.WriteFile(other, append(data, []byte("\x00swapped")...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.reg.Get("overlap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := b.reg.Launch(ctx, p); err == nil {
+		c.Close()
+		t.Error("a swapped plugin binary launched")
+	}
+
+	// A plugin the participant never installed is denied too.
+	if err := b.reg.Remove("match"); err != nil {
+		t.Fatal(err)
+	}
+	got = submit(t, a, api.QueryRequest{Plugin: "match", Dataset: "clients", Peers: []string{"bank-b"}})
+	if got.Status != api.StatusDenied || !strings.Contains(got.Error, "not installed") {
+		t.Errorf("query with a plugin bank-b lacks = %s %q, want denied", got.Status, got.Error)
+	}
+}
+
+func TestSubmitErrors(t *testing.T) {
 	c := newConsortium(t)
 	a := c.member("bank-a", memDatasets{"clients": {ids: idRange(0, 10)}})
 	b := c.member("bank-b", memDatasets{"other": {ids: idRange(0, 10)}})
 	connect(t, a, b)
 	ctx := context.Background()
-	q, err := a.svc.Submit(ctx, api.QueryRequest{Kind: api.KindOverlap, Dataset: "clients", Peers: []string{"bank-b"}})
-	if err != nil {
-		t.Fatal(err)
+	got := submit(t, a, api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-b"}})
+	if got.Status != api.StatusDenied || !strings.Contains(got.Error, "no dataset") {
+		t.Errorf("query against a missing peer dataset = %s %q, want denied naming the dataset", got.Status, got.Error)
 	}
-	if got := wait(t, a, q.ID); got.Status != api.StatusFailed || !strings.Contains(got.Error, "no dataset") {
-		t.Errorf("query against a missing peer dataset = %s %q, want failed naming the dataset", got.Status, got.Error)
+	bad := []struct {
+		req  api.QueryRequest
+		want string
+	}{
+		{api.QueryRequest{Plugin: "union", Dataset: "clients", Peers: []string{"bank-b"}}, "not installed"},
+		{api.QueryRequest{Plugin: "overlap", Kind: "match", Dataset: "clients", Peers: []string{"bank-b"}}, "alias"},
+		{api.QueryRequest{Plugin: "overlap", Dataset: "nope", Peers: []string{"bank-b"}}, "nope"},
+		{api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-z"}}, "bank-z"},
+		{api.QueryRequest{Plugin: "overlap", Dataset: "clients"}, "--peers"},
+		{api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-b", "bank-b"}}, "twice"},
+		{api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-b"}, Suite: "rot13"}, "rot13"},
+		{api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-b"}, Params: map[string]string{"colour": "red"}}, "colour"},
 	}
-	bad := []api.QueryRequest{
-		{Kind: "union", Dataset: "clients", Peers: []string{"bank-b"}},
-		{Kind: api.KindOverlap, Dataset: "nope", Peers: []string{"bank-b"}},
-		{Kind: api.KindOverlap, Dataset: "clients", Peers: []string{"bank-z"}},
-		{Kind: api.KindOverlap, Dataset: "clients"},
-		{Kind: api.KindOverlap, Dataset: "clients", Peers: []string{"bank-b", "bank-b"}},
-		{Kind: api.KindOverlap, Dataset: "clients", Peers: []string{"bank-b"}, Suite: "rot13"},
-	}
-	for _, req := range bad {
-		if _, err := a.svc.Submit(ctx, req); err == nil {
-			t.Errorf("Submit(%+v) accepted", req)
+	for _, tc := range bad {
+		_, err := a.svc.Submit(ctx, tc.req)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Submit(%+v) = %v, want an error mentioning %q", tc.req, err, tc.want)
 		}
 	}
 }
 
-// TestPeerVanishesMidProtocol cuts the link while the responder streams its
+// TestPeerVanishesMidProtocol cuts the link while the responder reads its
 // set: both sides end with a failed record, no goroutine is left behind,
 // and once the link is back the next query succeeds.
 func TestPeerVanishesMidProtocol(t *testing.T) {
@@ -293,22 +534,11 @@ func TestPeerVanishesMidProtocol(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	q, err := a.svc.Submit(ctx, api.QueryRequest{Kind: api.KindMatch, Dataset: "clients", Peers: []string{"bank-b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := wait(t, a, q.ID)
+	got := submit(t, a, api.QueryRequest{Plugin: "match", Dataset: "clients", Peers: []string{"bank-b"}})
 	if got.Status != api.StatusFailed || got.Result != nil {
 		t.Fatalf("querier record = %s %q, want failed without a result", got.Status, got.Error)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	var rec api.Query
-	for time.Now().Before(deadline) {
-		if rec, err = b.svc.Get(ctx, q.ID); err == nil && rec.Status != api.StatusRunning {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	rec := wait(t, b, got.ID, api.Finished)
 	if rec.Status != api.StatusFailed {
 		t.Errorf("responder record = %s %q, want failed", rec.Status, rec.Error)
 	}
@@ -322,11 +552,8 @@ func TestPeerVanishesMidProtocol(t *testing.T) {
 	}
 	respView.onRead = nil
 	connect(t, a, b)
-	q, err = a.svc.Submit(ctx, api.QueryRequest{Kind: api.KindOverlap, Dataset: "clients", Peers: []string{"bank-b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := wait(t, a, q.ID); got.Status != api.StatusDone || got.Summary.IntersectionSize != 2000 {
+	if got := submit(t, a, api.QueryRequest{Plugin: "overlap", Dataset: "clients", Peers: []string{"bank-b"}}); got.Status != api.StatusDone || got.Summary.IntersectionSize != 2000 {
 		t.Errorf("query after reconnecting = %s %q %d, want done with 2000", got.Status, got.Error, got.Summary.IntersectionSize)
 	}
+	_ = ctx
 }

@@ -1,0 +1,163 @@
+package queries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"xnode/plugins"
+)
+
+// itemSet is one side's protocol input: the positions of the rows the
+// plugin's Prepare chose, ascending, and any keys it replaced. The
+// identifiers themselves are read from the view again during the protocol,
+// so memory is 8 bytes per item.
+type itemSet struct {
+	pos  []int64
+	keys map[int]string // item index → replacement key
+}
+
+// prepare runs the plugin's Prepare over the view's rows with the given
+// columns and collects the items it emits.
+func prepare(ctx context.Context, p plugins.Plugin, v View, role plugins.Role, params map[string]string, columns []string) (*itemSet, error) {
+	cols, err := selectColumns(v.Columns(), columns)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := v.Rows(ctx, columns)
+	if err != nil {
+		return nil, err
+	}
+	set := &itemSet{}
+	last := int64(-1)
+	err = p.Prepare(ctx, plugins.PrepareRequest{Params: params, Role: role, Columns: cols}, rows, func(items []plugins.Item) error {
+		for _, it := range items {
+			if it.Pos <= last || it.Pos >= int64(v.Len()) {
+				return fmt.Errorf("plugin emitted item position %d out of order or beyond the %d rows", it.Pos, v.Len())
+			}
+			last = it.Pos
+			if it.Key != "" {
+				if set.keys == nil {
+					set.keys = map[int]string{}
+				}
+				set.keys[len(set.pos)] = it.Key
+			}
+			set.pos = append(set.pos, it.Pos)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the plugin failed to prepare the %s's input: %w", role, err)
+	}
+	return set, nil
+}
+
+// selectColumns returns the named columns' descriptions, in that order.
+func selectColumns(all []plugins.Column, names []string) ([]plugins.Column, error) {
+	out := make([]plugins.Column, 0, len(names))
+	for _, n := range names {
+		i, err := plugins.ColumnIndex(all, n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the query reads column %q, which the dataset lacks", errInvalidColumns, n)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+var errInvalidColumns = errors.New("invalid columns")
+
+// source feeds an itemSet's identifiers to a protocol: it walks the view's
+// identifiers in position order and yields those of the chosen rows.
+type source struct {
+	set  *itemSet
+	keys KeyReader
+	buf  [][]byte
+	have int // keys in buf
+	used int // keys of buf consumed
+	pos  int64
+	next int // next item index
+}
+
+func newSource(ctx context.Context, v View, set *itemSet) (*source, error) {
+	kr, err := v.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &source{set: set, keys: kr, buf: make([][]byte, 4096)}, nil
+}
+
+func (s *source) Len() int { return len(s.set.pos) }
+
+func (s *source) Next(dst [][]byte) (int, error) {
+	n := 0
+	for n < len(dst) && s.next < len(s.set.pos) {
+		if s.used == s.have {
+			k, err := s.keys.Next(s.buf)
+			if err == io.EOF || (err == nil && k == 0) {
+				return n, fmt.Errorf("dataset ended before row %d", s.set.pos[s.next])
+			}
+			if err != nil {
+				return n, err
+			}
+			s.have, s.used = k, 0
+		}
+		key := s.buf[s.used]
+		pos := s.pos
+		s.used++
+		s.pos++
+		if pos != s.set.pos[s.next] {
+			continue
+		}
+		if repl, ok := s.set.keys[s.next]; ok {
+			dst[n] = append(dst[n][:0], repl...)
+		} else {
+			dst[n] = append(dst[n][:0], key...)
+		}
+		n++
+		s.next++
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// matchReader feeds the querier's matched rows to Finalize, peer by peer.
+type matchReader struct {
+	ctx     context.Context
+	view    View
+	columns []string
+	peers   []peerMatches
+	peer    int
+	off     int
+	chunk   []plugins.Match
+}
+
+type peerMatches struct {
+	name string
+	pos  []int64 // row positions, ascending
+}
+
+func (m *matchReader) Next() ([]plugins.Match, error) {
+	for m.peer < len(m.peers) && m.off == len(m.peers[m.peer].pos) {
+		m.peer++
+		m.off = 0
+	}
+	if m.peer == len(m.peers) {
+		return nil, io.EOF
+	}
+	pm := m.peers[m.peer]
+	end := min(m.off+plugins.MaxChunk, len(pm.pos))
+	m.chunk = m.chunk[:0]
+	for _, p := range pm.pos[m.off:end] {
+		row, err := m.view.Row(m.ctx, p, m.columns)
+		if err != nil {
+			return nil, err
+		}
+		m.chunk = append(m.chunk, plugins.Match{Peer: pm.name, Row: row})
+	}
+	m.off = end
+	return m.chunk, nil
+}

@@ -1,0 +1,313 @@
+package queries
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"xnode/crypto"
+	"xnode/node/api"
+	"xnode/node/audit"
+	"xnode/node/membership"
+	"xnode/node/queries/pb"
+	"xnode/plugins"
+	"xnode/protocol"
+	"xnode/protocol/psi/ecdh"
+)
+
+// runQuerier runs an approved query: a protocol session with each peer,
+// then the plugin's Finalize. items are the prepared input if still at
+// hand (nil: prepare again from the proposed dataset version).
+func (s *Service) runQuerier(r record, items *itemSet) {
+	id := r.ID
+	defer s.untrack(id)
+	s.auditf(audit.KindRun, id, audit.ActorLocal, map[string]any{"role": roleQuerier, "peers": r.Peers})
+	res, err := s.execute(r, items)
+	final, uerr := s.update(id, func(rec *record) error {
+		rec.Finished = s.now()
+		if err != nil {
+			rec.Status, rec.Error, rec.Result = api.StatusFailed, err.Error(), nil
+			return nil
+		}
+		rec.Status = api.StatusDone
+		rec.Summary, rec.Result, rec.Salt = res.summary, res.table, res.salt
+		for i := range rec.PeerStates {
+			rec.PeerStates[i].Status = api.StatusDone
+		}
+		return nil
+	})
+	if uerr != nil {
+		s.log.Error("failed to save a query's outcome", "query", id, "err", uerr)
+		return
+	}
+	if err != nil {
+		s.log.Info("query failed", "query", id, "err", err)
+		s.auditf(audit.KindFailure, id, audit.ActorLocal, map[string]any{"role": roleQuerier, "error": err.Error()})
+		return
+	}
+	s.log.Info("query done", "query", id, "plugin", final.Kind, "intersection_size", final.Summary.IntersectionSize)
+	s.auditf(audit.KindResult, id, audit.ActorLocal, map[string]any{
+		"role": roleQuerier, "revealed_to": s.cfg.Name, "revealed": final.Summary.Revealed,
+		"per_peer": final.Summary.PerPeer, "peer_sizes": final.Summary.PeerSizes,
+		"result_digest": res.commit.Digest, "result_rows": res.commit.Rows,
+	})
+}
+
+type outcome struct {
+	summary api.QuerySummary
+	table   *api.ResultTable
+	salt    []byte
+	commit  audit.Commitment
+}
+
+func (s *Service) execute(r record, items *itemSet) (outcome, error) {
+	var out outcome
+	ctx := s.ctx
+	inst, err := s.pluginFor(r.Plugin)
+	if err != nil {
+		return out, err
+	}
+	mode, err := protocolMode(inst.Protocol)
+	if err != nil {
+		return out, err
+	}
+	suite, err := crypto.Lookup(r.Suite)
+	if err != nil {
+		return out, err
+	}
+	plug, err := s.cfg.Registry.Launch(ctx, inst)
+	if err != nil {
+		return out, err
+	}
+	defer plug.Close()
+	plan, err := plug.Plan(ctx, r.Params)
+	if err != nil {
+		return out, err
+	}
+	view, err := s.cfg.Datasets.Open(ctx, r.Dataset, r.DatasetVersion)
+	if err != nil {
+		return out, fmt.Errorf("dataset %s version %d is gone: %w", r.Dataset, r.DatasetVersion, err)
+	}
+	defer view.Close()
+	if items == nil {
+		if items, err = prepare(ctx, plug, view, plugins.Querier, r.Params, plan.QuerierColumns); err != nil {
+			return out, err
+		}
+	}
+	out.summary = r.Summary
+	out.summary.OwnSize = len(items.pos)
+	out.summary.PerPeer, out.summary.PeerSizes = map[string]int{}, map[string]int{}
+	var outputs []plugins.PeerOutput
+	var matches []peerMatches
+	for _, name := range r.Peers {
+		pid, err := peer.Decode(r.PeerIDs[name])
+		if err != nil {
+			return out, err
+		}
+		res, err := s.ask(ctx, r.ID, pid, name, mode, suite, view, items)
+		if err != nil {
+			return out, err
+		}
+		out.summary.PerPeer[name] = res.Cardinality
+		out.summary.PeerSizes[name] = res.PeerSize
+		out.summary.IntersectionSize += res.Cardinality
+		outputs = append(outputs, plugins.PeerOutput{Peer: name, Size: int64(res.PeerSize), Cardinality: int64(res.Cardinality)})
+		if mode != ecdh.Cardinality {
+			pm := peerMatches{name: name, pos: make([]int64, len(res.Matches))}
+			for i, m := range res.Matches {
+				pm.pos[i] = items.pos[m]
+			}
+			matches = append(matches, pm)
+		}
+	}
+	cols, err := selectColumns(view.Columns(), plan.QuerierColumns)
+	if err != nil {
+		return out, err
+	}
+	table := &api.ResultTable{Columns: plan.ResultColumns, Rows: [][]string{}}
+	mr := &matchReader{ctx: ctx, view: view, columns: plan.QuerierColumns, peers: matches}
+	sum, err := plug.Finalize(ctx, plugins.FinalizeRequest{
+		Params: r.Params, Columns: cols, OwnSize: int64(len(items.pos)), Peers: outputs,
+	}, mr, func(rows []plugins.ResultRow) error {
+		for _, row := range rows {
+			if len(row) != len(plan.ResultColumns) {
+				return fmt.Errorf("plugin emitted a row of %d cells, want %d", len(row), len(plan.ResultColumns))
+			}
+			table.Rows = append(table.Rows, append([]string(nil), row...))
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("the plugin failed to finalize the result: %w", err)
+	}
+	out.summary.Plugin = map[string]string(sum)
+	out.table = table
+	out.commit, err = audit.CommitResult(nil, table.Columns, table.Rows)
+	if err != nil {
+		return out, err
+	}
+	out.salt = out.commit.Salt
+	return out, nil
+}
+
+// ask runs the querier's side of one protocol session with one peer.
+func (s *Service) ask(ctx context.Context, id string, p peer.ID, name string, mode ecdh.Mode, suite crypto.Suite, view View, items *itemSet) (ecdh.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	fail := func(format string, args ...any) (ecdh.Result, error) {
+		return ecdh.Result{}, fmt.Errorf("peer %s: "+format, append([]any{name}, args...)...)
+	}
+	conn, err := s.cfg.Network.Open(ctx, p, PSIProtocol, membership.RolePSI)
+	if err != nil {
+		return fail("failed to open a PSI session: %v; check that the peer is running and connected (`xnode peers list`)", err)
+	}
+	defer conn.Reset() // a no-op after Close
+	if err := sendProto(ctx, conn, &pb.RunRequest{QueryId: id}); err != nil {
+		return fail("failed to start the session: %v", err)
+	}
+	var ans pb.Answer
+	if err := recvProto(ctx, conn, &ans); err != nil {
+		return fail("no answer to the run request: %v", err)
+	}
+	if ans.Status != statusOK {
+		return fail("it refused to run the query: %s", ans.Reason)
+	}
+	src, err := newSource(ctx, view, items)
+	if err != nil {
+		return ecdh.Result{}, err
+	}
+	m, err := ecdh.NewQuerier(ecdh.Config{Suite: suite, Mode: mode, Session: sessionID(id, s.cfg.Network.ID(), p)}, src)
+	if err != nil {
+		return ecdh.Result{}, err
+	}
+	s.track(id, name, m.Stats)
+	if err := protocol.Run(ctx, m, conn); err != nil {
+		if ctx.Err() != nil && s.ctx.Err() == nil {
+			return fail("the session did not finish within %v: %v", s.cfg.Timeout, err)
+		}
+		return fail("the PSI session broke off: %v; check the peer and submit the query again", err)
+	}
+	_ = conn.Close()
+	return m.Result()
+}
+
+// handleRun serves a protocol session of a query this node approved.
+func (s *Service) handleRun(ctx context.Context, remote *membership.Cert, c protocol.Conn) error {
+	var req pb.RunRequest
+	if err := recvProto(ctx, c, &req); err != nil {
+		return err
+	}
+	refuse := func(reason string) error {
+		return sendProto(ctx, c, &pb.Answer{Status: statusRefused, Reason: reason})
+	}
+	now := s.now()
+	var r record
+	r, err := s.update(req.QueryId, func(r *record) error {
+		switch {
+		case r.Role != roleResponder || r.QuerierID != remote.PeerID.String():
+			return errSkip
+		case r.Status != api.StatusApproved:
+			return fmt.Errorf("the query is %s here", r.Status)
+		case !now.Before(r.Expires):
+			return fmt.Errorf("the approval expired")
+		}
+		r.Status = api.StatusRunning
+		return nil
+	})
+	if err == errSkip || (err != nil && r.ID == "") {
+		return refuse("no such query was proposed to this node")
+	}
+	if err != nil {
+		return refuse(err.Error())
+	}
+	s.auditf(audit.KindRun, r.ID, remote.PeerID.String(), map[string]any{"role": roleResponder, "querier": remote.Name})
+	defer s.untrack(r.ID)
+	res, runErr := s.serveRun(ctx, remote, c, r)
+	final, uerr := s.update(r.ID, func(rec *record) error {
+		rec.Finished = s.now()
+		if runErr != nil {
+			rec.Status, rec.Error = api.StatusFailed, fmt.Sprintf("the session with %s broke off: %v", remote.Name, runErr)
+			return nil
+		}
+		rec.Status = api.StatusDone
+		rec.Summary.OwnSize = res.ownSize
+		rec.Summary.PeerSizes = map[string]int{remote.Name: res.PeerSize}
+		return nil
+	})
+	if uerr != nil {
+		s.log.Error("failed to save a query's outcome", "query", r.ID, "err", uerr)
+	}
+	if runErr != nil {
+		s.auditf(audit.KindFailure, r.ID, remote.PeerID.String(), map[string]any{"role": roleResponder, "error": runErr.Error()})
+		return runErr
+	}
+	s.auditf(audit.KindResult, r.ID, remote.PeerID.String(), map[string]any{
+		"role": roleResponder, "revealed_to": remote.Name, "revealed": final.Summary.Revealed,
+		"dataset": final.Dataset, "dataset_version": final.DatasetVersion, "own_size": res.ownSize,
+		"querier_set_size": res.PeerSize,
+	})
+	return nil
+}
+
+type served struct {
+	ecdh.Result
+	ownSize int
+}
+
+func (s *Service) serveRun(ctx context.Context, remote *membership.Cert, c protocol.Conn, r record) (served, error) {
+	var out served
+	refuse := func(reason string, err error) (served, error) {
+		_ = sendProto(ctx, c, &pb.Answer{Status: statusRefused, Reason: reason})
+		return out, err
+	}
+	inst, err := s.pluginFor(r.Plugin)
+	if err != nil {
+		return refuse("this node's plugin changed since it approved the query", err)
+	}
+	mode, err := protocolMode(inst.Protocol)
+	if err != nil {
+		return refuse("unsupported protocol", err)
+	}
+	suite, err := crypto.Lookup(r.Suite)
+	if err != nil {
+		return refuse("unsupported suite", err)
+	}
+	plug, err := s.cfg.Registry.Launch(ctx, inst)
+	if err != nil {
+		return refuse("this node could not start the plugin", err)
+	}
+	defer plug.Close()
+	plan, err := plug.Plan(ctx, r.Params)
+	if err != nil {
+		return refuse("the plugin refused the parameters", err)
+	}
+	view, err := s.cfg.Datasets.Open(ctx, r.Dataset, r.DatasetVersion)
+	if err != nil {
+		return refuse("the approved dataset version is gone", err)
+	}
+	defer view.Close()
+	items, err := prepare(ctx, plug, view, plugins.Responder, r.Params, plan.ResponderColumns)
+	if err != nil {
+		return refuse("this node could not prepare its input", err)
+	}
+	out.ownSize = len(items.pos)
+	if err := sendProto(ctx, c, &pb.Answer{Status: statusOK}); err != nil {
+		return out, err
+	}
+	src, err := newSource(ctx, view, items)
+	if err != nil {
+		return out, err
+	}
+	m, err := ecdh.NewResponder(ecdh.Config{Suite: suite, Mode: mode, Session: sessionID(r.ID, remote.PeerID, s.cfg.Network.ID())}, src)
+	if err != nil {
+		return out, err
+	}
+	s.track(r.ID, remote.Name, m.Stats)
+	if err := protocol.Run(ctx, m, c); err != nil {
+		return out, err
+	}
+	res, err := m.Result()
+	out.Result = res
+	return out, err
+}
