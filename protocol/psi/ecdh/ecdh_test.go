@@ -25,7 +25,7 @@ var modes = []ecdh.Mode{ecdh.Intersection, ecdh.IntersectionBoth, ecdh.Cardinali
 
 func suites(t testing.TB) []crypto.Suite {
 	var out []crypto.Suite
-	for _, name := range []string{"ristretto255-sha512", "p256-sha256"} {
+	for _, name := range []string{"ristretto255-sha512", "p256-sha256", crypto.X25519Elligator2} {
 		s, err := crypto.Lookup(name)
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"xnode/crypto"
 	"xnode/protocol"
 	"xnode/protocol/psi/ecdh"
 	"xnode/protocol/psi/ecdh/pb"
@@ -22,9 +23,9 @@ func mustMarshal(t testing.TB, env *pb.Envelope) []byte {
 
 // acceptedResponder returns a responder that has taken a valid Hello for n
 // querier items in batches of 4, and sent its Accept.
-func acceptedResponder(t testing.TB, mode ecdh.Mode, n int) *ecdh.Responder {
+func acceptedResponder(t testing.TB, s crypto.Suite, mode ecdh.Mode, n int) *ecdh.Responder {
 	t.Helper()
-	cfg := config(suites(t)[0], mode, 4)
+	cfg := config(s, mode, 4)
 	q, err := ecdh.NewQuerier(cfg, ecdh.Slice(items("q", 0, n)))
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +49,9 @@ func acceptedResponder(t testing.TB, mode ecdh.Mode, n int) *ecdh.Responder {
 
 // waitingQuerier returns a querier that has sent its Hello and got an Accept
 // for m responder items, and sent its one query batch.
-func waitingQuerier(t testing.TB, mode ecdh.Mode, m int) *ecdh.Querier {
+func waitingQuerier(t testing.TB, s crypto.Suite, mode ecdh.Mode, m int) *ecdh.Querier {
 	t.Helper()
-	cfg := config(suites(t)[0], mode, 4)
+	cfg := config(s, mode, 4)
 	q, err := ecdh.NewQuerier(cfg, ecdh.Slice(items("q", 0, 4)))
 	if err != nil {
 		t.Fatal(err)
@@ -67,9 +68,9 @@ func waitingQuerier(t testing.TB, mode ecdh.Mode, m int) *ecdh.Querier {
 	return q
 }
 
-func validElements(t testing.TB, k int) []byte {
+func validElements(t testing.TB, s crypto.Suite, k int) []byte {
 	t.Helper()
-	cfg := config(suites(t)[0], ecdh.Intersection, 4)
+	cfg := config(s, ecdh.Intersection, 4)
 	q, _ := ecdh.NewQuerier(cfg, ecdh.Slice(items("v", 0, k)))
 	_, _ = q.Next()
 	_ = q.Deliver(mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Accept{Accept: &pb.Accept{Size: 0}}}))
@@ -82,12 +83,21 @@ func validElements(t testing.TB, k int) []byte {
 }
 
 func TestResponderRefusesHostileQueries(t *testing.T) {
-	good := validElements(t, 4)
-	identity := make([]byte, 32) // the ristretto255 identity encodes as zeros
+	for _, s := range suites(t) {
+		t.Run(s.Name(), func(t *testing.T) { testResponderRefusesHostileQueries(t, s) })
+	}
+}
+
+func testResponderRefusesHostileQueries(t *testing.T, s crypto.Suite) {
+	n := s.ElementSize()
+	good := validElements(t, s, 4)
+	// All-zero bytes: the ristretto255 identity, the X25519 u = 0 (order 2),
+	// and no P-256 encoding at all.
+	identity := make([]byte, n)
 	bad := append([]byte(nil), good...)
-	copy(bad[32:64], identity)
+	copy(bad[n:2*n], identity)
 	nonCanonical := append([]byte(nil), good...)
-	for i := 32; i < 64; i++ {
+	for i := n; i < 2*n; i++ {
 		nonCanonical[i] = 0xff
 	}
 	query := func(seq uint64, packed []byte) []byte {
@@ -103,14 +113,14 @@ func TestResponderRefusesHostileQueries(t *testing.T) {
 		{"identity element", query(0, bad)},
 		{"non-canonical element", query(0, nonCanonical)},
 		{"wrong sequence", query(1, good)},
-		{"short batch", query(0, good[:64])},
-		{"ragged batch", query(0, good[:70])},
+		{"short batch", query(0, good[:2*n])},
+		{"ragged batch", query(0, good[:2*n+6])},
 		{"wrong message type", mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Accept{Accept: &pb.Accept{Size: 1}}})},
 		{"second hello", mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Hello{Hello: &pb.Hello{Version: 1}}})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := acceptedResponder(t, ecdh.Intersection, 8)
+			r := acceptedResponder(t, s, ecdh.Intersection, 8)
 			err := r.Deliver(tc.msg)
 			if !errors.Is(err, ecdh.ErrProtocol) {
 				t.Fatalf("Deliver = %v, want ErrProtocol", err)
@@ -123,7 +133,12 @@ func TestResponderRefusesHostileQueries(t *testing.T) {
 }
 
 func TestResponderRefusesHostileHello(t *testing.T) {
-	s := suites(t)[0]
+	for _, s := range suites(t) {
+		t.Run(s.Name(), func(t *testing.T) { testResponderRefusesHostileHello(t, s) })
+	}
+}
+
+func testResponderRefusesHostileHello(t *testing.T, s crypto.Suite) {
 	hello := func(h *pb.Hello) []byte {
 		h.Version, h.Suite, h.Mode, h.Session = 1, s.Name(), pb.Mode_MODE_INTERSECTION, []byte("test-session")
 		return mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Hello{Hello: h}})
@@ -150,6 +165,13 @@ func TestResponderRefusesHostileHello(t *testing.T) {
 }
 
 func TestQuerierRefusesHostileReplies(t *testing.T) {
+	for _, s := range suites(t) {
+		t.Run(s.Name(), func(t *testing.T) { testQuerierRefusesHostileReplies(t, s) })
+	}
+}
+
+func testQuerierRefusesHostileReplies(t *testing.T, s crypto.Suite) {
+	n := s.ElementSize()
 	reply := func(seq uint64, k int) []byte {
 		return mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Reply{Reply: &pb.Digests{Seq: seq, Packed: make([]byte, k*ecdh.DigestSize)}}})
 	}
@@ -164,14 +186,14 @@ func TestQuerierRefusesHostileReplies(t *testing.T) {
 		{"reply too short", nil, reply(0, 3)},
 		{"reply too long", nil, reply(0, 5)},
 		{"reply out of order", nil, reply(1, 4)},
-		{"peer before replies", nil, peer(validElements(t, 2))},
-		{"peer identity element", reply(0, 4), peer(make([]byte, 64))},
-		{"peer beyond declared size", reply(0, 4), peer(validElements(t, 4))},
-		{"peer ragged", reply(0, 4), peer(validElements(t, 2)[:40])},
+		{"peer before replies", nil, peer(validElements(t, s, 2))},
+		{"peer identity element", reply(0, 4), peer(make([]byte, 2*n))},
+		{"peer beyond declared size", reply(0, 4), peer(validElements(t, s, 4))},
+		{"peer ragged", reply(0, 4), peer(validElements(t, s, 2)[:n+8])},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			q := waitingQuerier(t, ecdh.Intersection, 3)
+			q := waitingQuerier(t, s, ecdh.Intersection, 3)
 			if tc.setup != nil {
 				if err := q.Deliver(tc.setup); err != nil {
 					t.Fatalf("setup Deliver: %v", err)
@@ -183,7 +205,7 @@ func TestQuerierRefusesHostileReplies(t *testing.T) {
 		})
 	}
 	t.Run("accept beyond limit", func(t *testing.T) {
-		cfg := config(suites(t)[0], ecdh.Intersection, 4)
+		cfg := config(s, ecdh.Intersection, 4)
 		cfg.MaxPeerSize = 10
 		q, _ := ecdh.NewQuerier(cfg, ecdh.Slice(nil))
 		_, _ = q.Next()
@@ -195,6 +217,12 @@ func TestQuerierRefusesHostileReplies(t *testing.T) {
 }
 
 func TestResponderRefusesHostileMatches(t *testing.T) {
+	for _, s := range suites(t) {
+		t.Run(s.Name(), func(t *testing.T) { testResponderRefusesHostileMatches(t, s) })
+	}
+}
+
+func testResponderRefusesHostileMatches(t *testing.T, s crypto.Suite) {
 	matches := func(pos ...uint64) []byte {
 		return mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Matches{Matches: &pb.Matches{Positions: pos, Last: true}}})
 	}
@@ -208,7 +236,7 @@ func TestResponderRefusesHostileMatches(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := acceptedResponder(t, ecdh.IntersectionBoth, 0)
+			r := acceptedResponder(t, s, ecdh.IntersectionBoth, 0)
 			for {
 				msg, err := r.Next()
 				if err != nil {
@@ -230,15 +258,19 @@ func TestResponderRefusesHostileMatches(t *testing.T) {
 func FuzzResponderDeliver(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(mustMarshal(f, &pb.Envelope{Body: &pb.Envelope_Query{Query: &pb.Elements{Packed: make([]byte, 128)}}}))
-	f.Add(mustMarshal(f, &pb.Envelope{Body: &pb.Envelope_Hello{Hello: &pb.Hello{Version: 1, Suite: "ristretto255-sha512", Mode: 1, Session: []byte("test-session"), Size: 3, Batch: 4}}}))
+	for _, s := range suites(f) {
+		f.Add(mustMarshal(f, &pb.Envelope{Body: &pb.Envelope_Hello{Hello: &pb.Hello{Version: 1, Suite: s.Name(), Mode: 1, Session: []byte("test-session"), Size: 3, Batch: 4}}}))
+	}
 	f.Add(mustMarshal(f, &pb.Envelope{Body: &pb.Envelope_Matches{Matches: &pb.Matches{Positions: []uint64{1, 2}, Last: true}}}))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		fresh, err := ecdh.NewResponder(config(suites(t)[0], ecdh.Intersection, 4), ecdh.Slice(items("q", 0, 3)))
-		if err != nil {
-			t.Fatal(err)
+		for _, s := range suites(t) {
+			fresh, err := ecdh.NewResponder(config(s, ecdh.Intersection, 4), ecdh.Slice(items("q", 0, 3)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = fresh.Deliver(msg)
+			_ = acceptedResponder(t, s, ecdh.IntersectionBoth, 4).Deliver(msg)
 		}
-		_ = fresh.Deliver(msg)
-		_ = acceptedResponder(t, ecdh.IntersectionBoth, 4).Deliver(msg)
 	})
 }
 
@@ -248,12 +280,14 @@ func FuzzQuerierDeliver(f *testing.F) {
 	f.Add(mustMarshal(f, &pb.Envelope{Body: &pb.Envelope_Reply{Reply: &pb.Digests{Packed: make([]byte, 64)}}}))
 	f.Add(mustMarshal(f, &pb.Envelope{Body: &pb.Envelope_Peer{Peer: &pb.Elements{Packed: make([]byte, 64)}}}))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		q := waitingQuerier(t, ecdh.Intersection, 3)
-		if err := q.Deliver(msg); err == nil {
-			// Only a well-formed reply to the outstanding batch may pass.
-			env := new(pb.Envelope)
-			if proto.Unmarshal(msg, env) != nil || env.GetReply() == nil {
-				t.Errorf("querier accepted %x", msg)
+		for _, s := range suites(t) {
+			q := waitingQuerier(t, s, ecdh.Intersection, 3)
+			if err := q.Deliver(msg); err == nil {
+				// Only a well-formed reply to the outstanding batch may pass.
+				env := new(pb.Envelope)
+				if proto.Unmarshal(msg, env) != nil || env.GetReply() == nil {
+					t.Errorf("%s: querier accepted %x", s.Name(), msg)
+				}
 			}
 		}
 	})
