@@ -48,5 +48,5 @@ func Example() {
 	fmt.Println(alice)
 	// Output:
 	// same identifier: true
-	// crypto.Key(ristretto255-sha512, redacted)
+	// crypto.Key(x25519-elligator2, redacted)
 }

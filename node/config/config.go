@@ -23,6 +23,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"xnode/crypto"
 )
 
 // File names inside a data directory.
@@ -82,7 +84,7 @@ func Default(name string) Config {
 			fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", DefaultP2PPort),
 		},
 		API:      DefaultAPIAddr,
-		PSI:      PSI{Suite: "ristretto255-sha512", TimeoutSeconds: 600},
+		PSI:      PSI{Suite: crypto.DefaultSuite, TimeoutSeconds: 600},
 		LogLevel: "info",
 	}
 }
