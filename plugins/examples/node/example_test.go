@@ -24,7 +24,7 @@ func ready(t *testing.T) string {
 	missing := ""
 	if _, err := exec.LookPath("node"); err != nil {
 		missing = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join("node_modules", "@grpc", "grpc-js")); err != nil {
+	} else if _, err := os.Stat(filepath.Join("_plugin", "node_modules", "@grpc", "grpc-js")); err != nil {
 		missing = "node_modules is missing"
 	}
 	if missing != "" {
@@ -33,7 +33,7 @@ func ready(t *testing.T) string {
 		}
 		t.Skipf("%s: run plugins/examples/node/install.sh to test the Node.js example plugin", missing)
 	}
-	path, err := filepath.Abs("plugin.js")
+	path, err := filepath.Abs(filepath.Join("_plugin", "plugin.js"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 # and npm, if missing) and its npm dependencies, exactly as package-lock.json
 # pins them. Safe to run again. CI calls it before `go test ./plugins/...`.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/_plugin"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

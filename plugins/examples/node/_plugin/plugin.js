@@ -275,7 +275,7 @@ function main() {
     process.exit(1);
   }
 
-  const plugins = load('plugin.proto', [path.join(here, '..', '..', 'pb')]);
+  const plugins = load('plugin.proto', [path.join(here, '..', '..', '..', 'pb')]);
   const health = load('health.proto', [path.join(here, 'proto')]);
   const controller = load('controller.proto', [path.join(here, 'proto')]);
 
