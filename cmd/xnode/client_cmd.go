@@ -15,12 +15,12 @@ import (
 )
 
 // addClientCommands registers the commands that talk to a running node
-// through its local API: id, peers, dataset and query.
+// through its local API: id, peers, dataset, query, plugin and audit.
 func addClientCommands(root *cobra.Command) {
 	if root.PersistentFlags().Lookup(dirFlag) == nil {
 		addDirFlag(root)
 	}
-	root.AddCommand(newIDCmd(), newPeersCmd(), newDatasetCmd(), newQueryCmd())
+	root.AddCommand(newIDCmd(), newPeersCmd(), newDatasetCmd(), newQueryCmd(), newPluginCmd(), newAuditCmd())
 }
 
 // clientOptions are what every client command needs.

@@ -21,7 +21,7 @@ func TestQueryRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("query run exited %d: %s", code, errOut)
 	}
-	wantReq := api.QueryRequest{Kind: "match", Dataset: "loans", Peers: []string{"beta", "gamma"}, PeerDataset: "risk", Suite: "p256-sha256"}
+	wantReq := api.QueryRequest{Plugin: "match", Kind: "match", Dataset: "loans", Peers: []string{"beta", "gamma"}, PeerDataset: "risk", Suite: "p256-sha256"}
 	if !reflectEqualJSON(f.Submits[0], wantReq) {
 		t.Errorf("the node received %+v, want %+v", f.Submits[0], wantReq)
 	}
@@ -83,7 +83,7 @@ func TestQueryRunUsage(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"no kind", []string{"--dataset", "loans", "--peers", "beta"}, exitUsage, "--kind"},
+		{"no plugin", []string{"--dataset", "loans", "--peers", "beta"}, exitUsage, "--plugin"},
 		{"no dataset", []string{"--kind", "overlap", "--peers", "beta"}, exitUsage, "--dataset"},
 		{"no peers", []string{"--kind", "overlap", "--dataset", "loans"}, exitUsage, "--peers"},
 		{"refused by the node", []string{"--kind", "overlap", "--dataset", "nope", "--peers", "beta"}, exitFailure, `dataset "nope" not found`},
