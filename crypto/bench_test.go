@@ -74,3 +74,24 @@ func BenchmarkFloor(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHashToCurve is the suite's unkeyed RFC 9380 hash alone (for
+// x25519-elligator2: expand_message_xmd, two Elligator 2 maps, the sum, the
+// cofactor clearing and the u-coordinate).
+func BenchmarkHashToCurve(b *testing.B) {
+	for _, n := range crypto.Names() {
+		b.Run(n, func(b *testing.B) {
+			s, err := crypto.Lookup(n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dst := crypto.DST("bench", n, nil)
+			out := make([]byte, s.ElementSize())
+			for b.Loop() {
+				if err := s.HashToElement(out, benchMsg, dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
