@@ -25,7 +25,7 @@ type Outcome struct {
 
 // Check is one built-in query kind the demo runs and how it is judged.
 type Check struct {
-	Kind    string // api.QueryRequest.Kind
+	Kind    string // the plugin: api.QueryRequest.Plugin
 	Dataset string // the querier's (and the peer's) dataset
 	// Compare judges a finished query of querier asking peer against the
 	// ground truth. It must not trust the query beyond what it answered.
@@ -139,8 +139,8 @@ func notDone(q api.Query) string {
 	switch q.Status {
 	case api.StatusDone:
 		return ""
-	case api.StatusFailed:
-		return "the query failed: " + q.Error
+	case api.StatusFailed, api.StatusDenied, api.StatusExpired:
+		return "the query " + q.Status + ": " + q.Error
 	}
 	return "the query is " + q.Status + ", not done"
 }
@@ -247,7 +247,7 @@ func Demo(ctx context.Context, o DemoOptions) (*Report, error) {
 				o.Logf("running %s %s→%s", c.Kind, querier, peer)
 			}
 			start := time.Now()
-			q, err := o.Run(ctx, querier, api.QueryRequest{Kind: c.Kind, Dataset: c.Dataset, Peers: []string{peer}})
+			q, err := o.Run(ctx, querier, api.QueryRequest{Plugin: c.Kind, Dataset: c.Dataset, Peers: []string{peer}})
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
@@ -288,7 +288,7 @@ func APIQueryFunc(st *State, timeout time.Duration) QueryFunc {
 			return api.Query{}, fmt.Errorf("failed to submit the query to %s: %w", querier, err)
 		}
 		id, wait := q.ID, 20*time.Millisecond
-		for q.Status != api.StatusDone && q.Status != api.StatusFailed {
+		for !api.Finished(q.Status) {
 			select {
 			case <-ctx.Done():
 				return q, fmt.Errorf("query %s at %s did not finish: %w (see %s)", id, querier, ctx.Err(), n.Log)

@@ -22,6 +22,7 @@
 // [Check] turns a query kind into requests and a comparison; new query kinds
 // (risk-check, segment-stats) are new entries of [Checks].
 //
-// Policy: the node has no policy engine yet, so a testnet writes no policy
-// files; every admitted member may query every other member.
+// Policy: every node gets a policy.toml ([Policy]) that approves the
+// built-in plugins between members on the synthetic datasets, and the
+// built-ins are installed (pinned to the running binary) at every `up`.
 package testnet

@@ -33,7 +33,23 @@ const (
 )
 
 // PolicyNote says what a testnet's policy is, in words.
-const PolicyNote = "none: xnode has no policy engine yet, so every admitted member may query every other member"
+const PolicyNote = "every node's policy.toml approves the built-in plugins for every member on clients and risklist, without a person"
+
+// Policy is the policy.toml every testnet node gets.
+const Policy = `# xnode testnet policy: every consortium member may run the built-in
+# plugins on the synthetic datasets, approved without a person. See
+# docs/POLICY.md; a real node names its peers and pins plugin digests.
+version = 1
+
+[[rule]]
+name = "testnet-members"
+description = "built-in queries between testnet members"
+plugin = "*"
+datasets = ["clients", "risklist"]
+peers = ["*"]
+approval = "auto"
+min_set_size = 10
+`
 
 // ErrNoTestnet is returned (wrapped) by Load for a directory without
 // testnet.json.

@@ -20,6 +20,8 @@ import (
 	"xnode/node/datasets"
 	"xnode/node/identity"
 	"xnode/node/membership"
+	"xnode/node/policy"
+	"xnode/node/registry"
 	"xnode/testnet/synth"
 )
 
@@ -220,6 +222,9 @@ func create(o Options) (*State, error) {
 		if err := membership.WriteNodeFiles(ndir, cons, cert, rl); err != nil {
 			return nil, err
 		}
+		if err := os.WriteFile(filepath.Join(ndir, policy.FileName), []byte(Policy), 0o644); err != nil {
+			return nil, fmt.Errorf("failed to write %s's policy: %w", name, err)
+		}
 		st.Nodes = append(st.Nodes, NodeState{
 			Name: name, Dir: ndir, PeerID: res.PeerID,
 			Log: filepath.Join(ndir, "node.log"), Status: StatusStopped,
@@ -357,6 +362,9 @@ func start(ctx context.Context, st *State, o Options) (err error) {
 		return err
 	}
 	o.logf("all %d nodes are up and connected (%.1fs)", len(st.Nodes), time.Since(t0).Seconds())
+	if err := installPlugins(ctx, st); err != nil {
+		return err
+	}
 	if st.Data != nil && !st.Data.Imported {
 		if err := importData(ctx, st, o); err != nil {
 			return err
@@ -451,6 +459,27 @@ func logTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "    " + strings.Join(lines, "\n    ")
+}
+
+// installPlugins installs (again, which pins the current binary) the
+// built-in plugins at every node; the testnet policy approves them.
+func installPlugins(ctx context.Context, st *State) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range st.Nodes {
+		g.Go(func() error {
+			c, err := api.ClientForDir(n.Dir)
+			if err != nil {
+				return err
+			}
+			for _, name := range registry.Builtins {
+				if _, err := c.InstallPlugin(gctx, api.InstallPluginRequest{Builtin: name}); err != nil {
+					return fmt.Errorf("%s: failed to install the built-in plugin %s: %w (see %s)", n.Name, name, err, n.Log)
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // importData imports clients and risklist into every node that lacks them.
