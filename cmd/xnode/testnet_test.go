@@ -193,7 +193,7 @@ func TestTestnetUpDemoDown(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	o := testnetOptions{Dir: dir, run: func(ctx context.Context, querier string, req api.QueryRequest) (api.Query, error) {
 		q, err := corrupt(ctx, querier, req)
-		if err == nil && req.Kind == api.KindOverlap && req.Peers[0] == "node2" {
+		if err == nil && req.Plugin == api.KindOverlap && req.Peers[0] == "node2" {
 			q.Summary.PerPeer["node2"]++
 		}
 		return q, err
