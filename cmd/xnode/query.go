@@ -64,9 +64,9 @@ const (
 
 func addQueryRequestFlags(cmd *cobra.Command, o *queryOptions) {
 	f := cmd.Flags()
-	f.StringVar(&o.Plugin, "plugin", "", "the query plugin, such as overlap or match (required; `xnode plugin list` shows them)")
-	f.StringVar(&o.Kind, "kind", "", "older name of --plugin, kept as an alias")
-	f.StringArrayVar(&o.Param, "param", nil, "a plugin parameter KEY=VALUE; repeat for several (the value may hold commas)")
+	f.StringVar(&o.Plugin, "plugin", "", "the query plugin `NAME`, such as overlap or match (required; xnode plugin list shows the installed ones)")
+	f.StringVar(&o.Kind, "kind", "", "the older name of --plugin, kept as an alias of it (`NAME`)")
+	f.StringArrayVar(&o.Param, "param", nil, "a plugin parameter `KEY=VALUE`; repeat for several (the value may hold commas)")
 	f.StringVar(&o.Dataset, "dataset", "", "this node's dataset (required)")
 	f.StringSliceVar(&o.Peers, "peers", nil, "peer names or peer IDs, comma-separated (required)")
 	f.StringVar(&o.PeerDataset, "peer-dataset", "", "the peers' dataset (default: the same name as --dataset)")
