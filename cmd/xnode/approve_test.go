@@ -319,3 +319,21 @@ func TestQueryDeny(t *testing.T) {
 		t.Errorf("query deny of a finished query = %d %q, want %d saying it is not awaiting approval", code, errOut, exitFailure)
 	}
 }
+
+func TestQueryRunTimesOutAwaitingApproval(t *testing.T) {
+	f, dir := fakeNode(t)
+	f.SubmitStatus = api.StatusProposed
+	f.Steps = []func(*api.Query){awaiting}
+	f.PollsToFinish = 1 << 30
+	var out, errOut bytes.Buffer
+	o := queryOptions{
+		clientOptions: clientOptions{Dir: dir, Stdout: &out, Stderr: &errOut},
+		QueryRequest:  api.QueryRequest{Plugin: "overlap", Dataset: "loans", Peers: []string{"beta", "gamma"}},
+		Timeout:       300 * time.Millisecond,
+		Poll:          time.Millisecond,
+	}
+	err := runQueryRun(context.Background(), o, nil)
+	if exitCode(err) != exitFailure || !strings.Contains(err.Error(), "query q1 is still awaiting-approval (beta awaiting-approval") {
+		t.Errorf("query run that times out awaiting approval returned %v, want exit 1 naming the peer still to approve", err)
+	}
+}

@@ -250,8 +250,12 @@ func stillRunning(q api.Query, timeout time.Duration, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		why = fmt.Sprintf("no result after %s", timeout)
 	}
+	status := q.Status
+	if len(q.PeerStates) > 0 && q.Status != api.StatusRunning {
+		status += " (" + peerStates(q.PeerStates) + ")"
+	}
 	return &exitError{code: exitFailure, err: fmt.Errorf("query %s is still %s: %s; it goes on in the node, follow it with `xnode query status %s`",
-		q.ID, q.Status, why, q.ID)}
+		q.ID, status, why, q.ID)}
 }
 
 // approvalLine is a query's status and its peers' answers on one line,
