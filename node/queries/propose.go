@@ -177,6 +177,7 @@ func (s *Service) propose(id string, signed []byte, peerIDs map[string]string, i
 			ans = &pb.Answer{Status: statusRefused, Reason: err.Error()}
 		}
 		answers[name] = ans
+		s.auditAnswer(id, pid, name, ans.Status, ans.Rule, ans.Reason)
 	}
 	r, err := s.update(id, func(r *record) error {
 		for i := range r.PeerStates {
@@ -194,6 +195,18 @@ func (s *Service) propose(id string, signed []byte, peerIDs map[string]string, i
 		return
 	}
 	s.afterSettle(r, items)
+}
+
+// auditAnswer records a participant's answer to our proposal.
+func (s *Service) auditAnswer(id, peerID, name, status, rule, reason string) {
+	kind := audit.Kind("awaiting-approval")
+	switch status {
+	case api.StatusApproved:
+		kind = audit.KindApproval
+	case api.StatusDenied, statusRefused:
+		kind = audit.KindDenial
+	}
+	s.auditf(kind, id, peerID, map[string]any{"role": roleQuerier, "peer": name, "status": status, "rule": rule, "reason": reason})
 }
 
 // settleLocked derives a querier record's status from its peers' states.
@@ -234,7 +247,7 @@ func (s *Service) settleLocked(r *record) {
 func (s *Service) afterSettle(r record, items *itemSet) {
 	switch r.Status {
 	case api.StatusDenied, api.StatusFailed:
-		s.auditf(audit.KindDenial, r.ID, audit.ActorLocal, map[string]any{"role": roleQuerier, "peer_states": r.PeerStates})
+		s.auditf(audit.KindFailure, r.ID, audit.ActorLocal, map[string]any{"role": roleQuerier, "status": r.Status, "peer_states": r.PeerStates})
 		s.log.Info("query not approved", "query", r.ID, "err", r.Error)
 	case api.StatusRunning:
 		s.runQuerier(r, items)
@@ -312,6 +325,7 @@ func (s *Service) onNotice(remote peer.ID, n *pb.Notice) *pb.Answer {
 		return &pb.Answer{Status: statusRefused, Reason: "no such query awaits this peer's approval"}
 	}
 	s.log.Info("participant decided", "query", r.ID, "peer", name, "status", n.Status)
+	s.auditAnswer(r.ID, remote.String(), name, n.Status, n.Rule, n.Reason)
 	s.goOwned(func() { s.afterSettle(r, nil) })
 	return &pb.Answer{Status: statusOK}
 }
