@@ -60,6 +60,7 @@ same cores) with the ratio protocol/floor. Exits 3 if the answer is wrong.`,
 	f.IntVar(&o.Workers, "workers", 0, "goroutines per side (default: all cores)")
 	f.Uint64Var(&o.Seed, "seed", 1, "seed of the synthetic sets")
 	f.BoolVar(&o.NoFloor, "no-floor", false, "skip measuring the primitive floor")
+	f.IntVar(&o.Repeat, "repeat", 1, "run protocol and floor this many times, alternating, and report the best of each")
 	f.StringVar(&o.XFile, "querier-file", "", "read the querier's IDs from this file (one per line) instead of generating them")
 	f.StringVar(&o.YFile, "responder-file", "", "read the responder's IDs from this file (one per line)")
 	f.BoolVar(&o.JSON, "json", false, "print one JSON object instead of a table")
@@ -75,6 +76,9 @@ func runBenchPSI(ctx context.Context, o benchPSIOptions, stdout, stderr io.Write
 	}
 	if o.N < 0 || o.M < 0 || o.Overlap < 0 || o.Overlap > 1 {
 		return usageError("--n and --m must be ≥ 0 and --overlap between 0 and 1")
+	}
+	if o.Repeat < 1 {
+		return usageError("--repeat %d: want at least 1", o.Repeat)
 	}
 	if o.BatchSize < 1 || o.BatchSize > ecdh.MaxBatchSize {
 		return usageError("--batch %d: want 1 to %d", o.BatchSize, ecdh.MaxBatchSize)
@@ -122,6 +126,9 @@ func printBench(w io.Writer, rep bench.Report, asJSON bool) error {
 	fmt.Fprintf(tw, "answer\t%d shared (correct: %v)\n", rep.Cardinality, rep.Correct)
 	fmt.Fprintf(tw, "cores\t%d\n", rep.Cores)
 	fmt.Fprintf(tw, "wall time\t%.3f s (%.0f items/s)\n", rep.Seconds, rep.ItemsPerSec)
+	if len(rep.Samples) > 1 {
+		fmt.Fprintf(tw, "  runs\t%v s (best counts)\n", rep.Samples)
+	}
 	phases := make([]string, 0, len(rep.Phases))
 	for p := range rep.Phases {
 		phases = append(phases, p)
@@ -135,6 +142,9 @@ func printBench(w io.Writer, rep bench.Report, asJSON bool) error {
 	fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", float64(rep.PeakRSSBytes)/(1<<20))
 	if rep.FloorSeconds > 0 {
 		fmt.Fprintf(tw, "floor\t%.3f s (hash + 2 scalar mults per item per side)\n", rep.FloorSeconds)
+		if len(rep.FloorSamples) > 1 {
+			fmt.Fprintf(tw, "  runs\t%v s (best counts)\n", rep.FloorSamples)
+		}
 		fmt.Fprintf(tw, "protocol / floor\t%.2f×\n", rep.RatioToFloor)
 	}
 	return tw.Flush()
