@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"xnode/plugins"
 )
@@ -16,11 +17,17 @@ import (
 type itemSet struct {
 	pos  []int64
 	keys map[int]string // item index → replacement key
+	// labels are the items' labels (psi.labeled responders), nil if none.
+	labels []string
+	// sum is the element-wise sum of the items' Values mod 2^64
+	// (secagg.sum), nil if no item has values.
+	sum []uint64
 }
 
 // prepare runs the plugin's Prepare over the view's rows with the given
 // columns and collects the items it emits.
 func prepare(ctx context.Context, p plugins.Plugin, v View, role plugins.Role, params map[string]string, columns []string) (*itemSet, error) {
+	columns = expandColumns(v.Columns(), columns)
 	cols, err := selectColumns(v.Columns(), columns)
 	if err != nil {
 		return nil, err
@@ -43,6 +50,23 @@ func prepare(ctx context.Context, p plugins.Plugin, v View, role plugins.Role, p
 				}
 				set.keys[len(set.pos)] = it.Key
 			}
+			if it.Label != "" && set.labels == nil {
+				set.labels = make([]string, len(set.pos), cap(set.pos))
+			}
+			if set.labels != nil {
+				set.labels = append(set.labels, it.Label)
+			}
+			if len(it.Values) > 0 {
+				if set.sum == nil {
+					set.sum = make([]uint64, len(it.Values))
+				}
+				if len(it.Values) != len(set.sum) {
+					return fmt.Errorf("plugin emitted a vector of %d values after one of %d", len(it.Values), len(set.sum))
+				}
+				for i, x := range it.Values {
+					set.sum[i] += uint64(x)
+				}
+			}
 			set.pos = append(set.pos, it.Pos)
 		}
 		return nil
@@ -51,6 +75,31 @@ func prepare(ctx context.Context, p plugins.Plugin, v View, role plugins.Role, p
 		return nil, fmt.Errorf("the plugin failed to prepare the %s's input: %w", role, err)
 	}
 	return set, nil
+}
+
+// AllLabels in a plan's column list stands for every label column of that
+// side's dataset: a plugin such as risk-check reveals whatever labels the
+// participant imported, under their names.
+const AllLabels = "*"
+
+// expandColumns replaces AllLabels with the view's label columns.
+func expandColumns(all []plugins.Column, names []string) []string {
+	if !slices.Contains(names, AllLabels) {
+		return names
+	}
+	out := make([]string, 0, len(names)+len(all))
+	for _, n := range names {
+		if n != AllLabels {
+			out = append(out, n)
+			continue
+		}
+		for _, c := range all {
+			if c.Type == plugins.ColumnLabel && !slices.Contains(names, c.Name) {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out
 }
 
 // selectColumns returns the named columns' descriptions, in that order.

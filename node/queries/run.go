@@ -3,6 +3,7 @@ package queries
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -131,7 +132,7 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 		Params: r.Params, Columns: cols, OwnSize: int64(len(items.pos)), Peers: outputs,
 	}, mr, func(rows []plugins.ResultRow) error {
 		for _, row := range rows {
-			if len(row) != len(plan.ResultColumns) {
+			if len(row) != len(plan.ResultColumns) && plan.ResultColumns[len(plan.ResultColumns)-1] != AllLabels {
 				return fmt.Errorf("plugin emitted a row of %d cells, want %d", len(row), len(plan.ResultColumns))
 			}
 			table.Rows = append(table.Rows, append([]string(nil), row...))
@@ -142,6 +143,21 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 		return out, fmt.Errorf("the plugin failed to finalize the result: %w", err)
 	}
 	out.summary.Plugin = map[string]string(sum)
+	// A plugin that learns column names only from the protocol (a plan
+	// ending in AllLabels) names the whole header in its summary.
+	if n := len(table.Columns); n > 0 && table.Columns[n-1] == AllLabels {
+		hdr := strings.Split(sum["result_columns"], ",")
+		if sum["result_columns"] == "" {
+			hdr = table.Columns[:n-1]
+		}
+		for _, row := range table.Rows {
+			if len(row) != len(hdr) {
+				return out, fmt.Errorf("plugin result rows have %d cells but its header %v has %d", len(row), hdr, len(hdr))
+			}
+		}
+		table.Columns = hdr
+		delete(out.summary.Plugin, "result_columns")
+	}
 	out.table = table
 	out.commit, err = audit.CommitResult(nil, table.Columns, table.Rows)
 	if err != nil {
