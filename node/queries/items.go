@@ -185,8 +185,9 @@ type matchReader struct {
 }
 
 type peerMatches struct {
-	name string
-	pos  []int64 // row positions, ascending
+	name   string
+	pos    []int64  // row positions, ascending
+	labels []string // the peer's label per match (psi.labeled), or nil
 }
 
 func (m *matchReader) Next() ([]plugins.Match, error) {
@@ -200,12 +201,16 @@ func (m *matchReader) Next() ([]plugins.Match, error) {
 	pm := m.peers[m.peer]
 	end := min(m.off+plugins.MaxChunk, len(pm.pos))
 	m.chunk = m.chunk[:0]
-	for _, p := range pm.pos[m.off:end] {
-		row, err := m.view.Row(m.ctx, p, m.columns)
+	for i := m.off; i < end; i++ {
+		row, err := m.view.Row(m.ctx, pm.pos[i], m.columns)
 		if err != nil {
 			return nil, err
 		}
-		m.chunk = append(m.chunk, plugins.Match{Peer: pm.name, Row: row})
+		match := plugins.Match{Peer: pm.name, Row: row}
+		if pm.labels != nil {
+			match.Label = pm.labels[i]
+		}
+		m.chunk = append(m.chunk, match)
 	}
 	m.off = end
 	return m.chunk, nil

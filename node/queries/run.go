@@ -69,14 +69,6 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 	if err != nil {
 		return out, err
 	}
-	mode, err := protocolMode(inst.Protocol)
-	if err != nil {
-		return out, err
-	}
-	suite, err := crypto.Lookup(r.Suite)
-	if err != nil {
-		return out, err
-	}
 	plug, err := s.cfg.Registry.Launch(ctx, inst)
 	if err != nil {
 		return out, err
@@ -99,29 +91,23 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 	out.summary = r.Summary
 	out.summary.OwnSize = len(items.pos)
 	out.summary.PerPeer, out.summary.PeerSizes = map[string]int{}, map[string]int{}
-	var outputs []plugins.PeerOutput
-	var matches []peerMatches
-	for _, name := range r.Peers {
-		pid, err := peer.Decode(r.PeerIDs[name])
-		if err != nil {
-			return out, err
-		}
-		res, err := s.ask(ctx, r.ID, pid, name, mode, suite, view, items)
-		if err != nil {
-			return out, err
-		}
-		out.summary.PerPeer[name] = res.Cardinality
-		out.summary.PeerSizes[name] = res.PeerSize
-		out.summary.IntersectionSize += res.Cardinality
-		outputs = append(outputs, plugins.PeerOutput{Peer: name, Size: int64(res.PeerSize), Cardinality: int64(res.Cardinality)})
-		if mode != ecdh.Cardinality {
-			pm := peerMatches{name: name, pos: make([]int64, len(res.Matches))}
-			for i, m := range res.Matches {
-				pm.pos[i] = items.pos[m]
-			}
-			matches = append(matches, pm)
-		}
+	sess := querySession{r: r, view: view, items: items}
+	var po protocolOutput
+	switch inst.Protocol {
+	case plugins.Cardinality, plugins.Intersection:
+		po, err = s.runPSI(ctx, sess, inst.Protocol)
+	default:
+		err = fmt.Errorf("the plugin needs protocol %s, which this node does not run", inst.Protocol)
 	}
+	if err != nil {
+		return out, err
+	}
+	for _, o := range po.peers {
+		out.summary.PerPeer[o.Peer] = int(o.Cardinality)
+		out.summary.PeerSizes[o.Peer] = int(o.Size)
+		out.summary.IntersectionSize += int(o.Cardinality)
+	}
+	outputs, matches := po.peers, po.matches
 	cols, err := selectColumns(view.Columns(), plan.QuerierColumns)
 	if err != nil {
 		return out, err
@@ -130,6 +116,7 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 	mr := &matchReader{ctx: ctx, view: view, columns: plan.QuerierColumns, peers: matches}
 	sum, err := plug.Finalize(ctx, plugins.FinalizeRequest{
 		Params: r.Params, Columns: cols, OwnSize: int64(len(items.pos)), Peers: outputs,
+		Aggregate: po.aggregate, Contributors: po.contributors,
 	}, mr, func(rows []plugins.ResultRow) error {
 		for _, row := range rows {
 			if len(row) != len(plan.ResultColumns) && plan.ResultColumns[len(plan.ResultColumns)-1] != AllLabels {
@@ -164,6 +151,53 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 		return out, err
 	}
 	out.salt = out.commit.Salt
+	return out, nil
+}
+
+// querySession is what a protocol run at the querier works from.
+type querySession struct {
+	r     record
+	view  View
+	items *itemSet
+}
+
+// protocolOutput is what a protocol revealed to the querier.
+type protocolOutput struct {
+	peers        []plugins.PeerOutput
+	matches      []peerMatches
+	aggregate    []int64
+	contributors int
+}
+
+// runPSI runs ECDH-PSI with every peer in turn.
+func (s *Service) runPSI(ctx context.Context, q querySession, p plugins.Protocol) (protocolOutput, error) {
+	var out protocolOutput
+	mode, err := protocolMode(p)
+	if err != nil {
+		return out, err
+	}
+	suite, err := crypto.Lookup(q.r.Suite)
+	if err != nil {
+		return out, err
+	}
+	for _, name := range q.r.Peers {
+		pid, err := peer.Decode(q.r.PeerIDs[name])
+		if err != nil {
+			return out, err
+		}
+		res, err := s.ask(ctx, q.r.ID, pid, name, mode, suite, q.view, q.items)
+		if err != nil {
+			return out, err
+		}
+		out.peers = append(out.peers, plugins.PeerOutput{Peer: name, Size: int64(res.PeerSize), Cardinality: int64(res.Cardinality)})
+		if mode != ecdh.Cardinality {
+			pm := peerMatches{name: name, pos: make([]int64, len(res.Matches))}
+			for i, m := range res.Matches {
+				pm.pos[i] = q.items.pos[m]
+			}
+			out.matches = append(out.matches, pm)
+		}
+	}
 	return out, nil
 }
 
