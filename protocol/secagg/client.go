@@ -93,14 +93,30 @@ func (c *Client) Done() bool { return c.want == RoundDone }
 // Err is the error that ended the client, or nil.
 func (c *Client) Err() error { return c.err }
 
+// String identifies the client without printing any secret.
+func (c *Client) String() string {
+	return fmt.Sprintf("secagg.Client(%s, %v)", c.cfg.Clients[c.self], c.Round())
+}
+
 func (c *Client) fail(err error) error {
 	c.err = err
 	c.want = RoundDone
 	clear(c.cSK[:])
 	clear(c.sSK[:])
+	c.forgetScalars()
 	c.held = nil
 	clear(c.input)
 	return err
+}
+
+// forgetScalars overwrites the shared secrets once their shares are out.
+func (c *Client) forgetScalars() {
+	for _, s := range []group.Scalar{c.sScalar, c.bScalar} {
+		if s != nil {
+			s.SetUint64(0)
+		}
+	}
+	c.sScalar, c.bScalar = nil, nil
 }
 
 // Start makes the client's two key pairs and returns its signed key
@@ -338,6 +354,7 @@ func (c *Client) onShares(m *pb.Shares) ([][]byte, error) {
 	}
 	clear(c.sSK[:])
 	clear(c.cSK[:])
+	c.forgetScalars()
 	return chunkMasked(y)
 }
 

@@ -503,3 +503,22 @@ func TestInputBound(t *testing.T) {
 		}
 	}
 }
+
+func TestStringsRedacted(t *testing.T) {
+	ids := secaggtest.NewIdentities(3)
+	cfg := config(ids, 2, 4)
+	c, err := secagg.NewClient(secagg.ClientConfig{Config: cfg, Self: "client-01", Signer: ids.Signer("client-01")}, make([]uint64, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := secagg.NewServer(secagg.ServerConfig{Config: cfg})
+	if got, want := fmt.Sprint(c), "secagg.Client(client-01, advertise)"; got != want {
+		t.Errorf("client prints as %q, want %q", got, want)
+	}
+	if got, want := fmt.Sprint(srv), "secagg.Server(3 clients, advertise)"; got != want {
+		t.Errorf("server prints as %q, want %q", got, want)
+	}
+}

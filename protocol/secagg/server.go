@@ -66,6 +66,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
+// String identifies the server without printing any secret or share.
+func (s *Server) String() string {
+	return fmt.Sprintf("secagg.Server(%d clients, %v)", s.n, s.round)
+}
+
 // Round is the round the server is collecting, or RoundDone.
 func (s *Server) Round() Round { return s.round }
 
