@@ -119,6 +119,7 @@ type Querier struct {
 	objects int // objects left to receive
 	version uint64
 	dec     *Decoder
+	chunks  uint32
 	client  oprf.VerifiableClient
 
 	sent, done int
@@ -304,6 +305,10 @@ func (q *Querier) onSync(s *pb.Sync) error {
 }
 
 func (q *Querier) onChunk(c *pb.Chunk) error {
+	if c.Seq != q.chunks {
+		return fmt.Errorf("%w: chunk %d, want %d", ErrProtocol, c.Seq, q.chunks)
+	}
+	q.chunks++
 	done, err := q.dec.Write(c.Data)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProtocol, err)

@@ -65,12 +65,13 @@ type Responder struct {
 	srv   oprf.VerifiableServer
 	state rState
 
-	form    Form
-	kind    SyncKind
-	count   int
-	batch   int
-	syncMsg []byte
-	objects []*chunker
+	form     Form
+	kind     SyncKind
+	count    int
+	batch    int
+	syncMsg  []byte
+	objects  []*chunker
+	chunkSeq uint32
 
 	evaluated int
 	recvSeq   uint64
@@ -150,7 +151,9 @@ func (r *Responder) Next() ([]byte, error) {
 				return nil, r.fail(err)
 			}
 			if c != nil {
-				return encode(&pb.Envelope{Body: &pb.Envelope_Chunk{Chunk: &pb.Chunk{Seq: uint32(r.objects[0].seq), Data: c}}})
+				seq := r.chunkSeq
+				r.chunkSeq++
+				return encode(&pb.Envelope{Body: &pb.Envelope_Chunk{Chunk: &pb.Chunk{Seq: seq, Data: c}}})
 			}
 			r.objects = r.objects[1:]
 		}
