@@ -305,6 +305,20 @@ type served struct {
 	ownSize int
 }
 
+// participantRun is what a participant's protocol runner works from: the
+// approved record, the view, and its prepared input.
+type participantRun struct {
+	r      record
+	remote *membership.Cert
+	view   View
+	items  *itemSet
+	plan   plugins.Plan
+}
+
+// runner runs the participant's side of one protocol over c, after the
+// node has told the querier it is ready.
+type runner func(ctx context.Context, p participantRun, c protocol.Conn) (ecdh.Result, error)
+
 func (s *Service) serveRun(ctx context.Context, remote *membership.Cert, c protocol.Conn, r record) (served, error) {
 	var out served
 	refuse := func(reason string, err error) (served, error) {
@@ -315,13 +329,12 @@ func (s *Service) serveRun(ctx context.Context, remote *membership.Cert, c proto
 	if err != nil {
 		return refuse("this node's plugin changed since it approved the query", err)
 	}
-	mode, err := protocolMode(inst.Protocol)
-	if err != nil {
-		return refuse("unsupported protocol", err)
-	}
-	suite, err := crypto.Lookup(r.Suite)
-	if err != nil {
-		return refuse("unsupported suite", err)
+	var run runner
+	switch inst.Protocol {
+	case plugins.Cardinality, plugins.Intersection:
+		run = s.servePSI
+	default:
+		return refuse("unsupported protocol", fmt.Errorf("protocol %s", inst.Protocol))
 	}
 	plug, err := s.cfg.Registry.Launch(ctx, inst)
 	if err != nil {
@@ -345,19 +358,31 @@ func (s *Service) serveRun(ctx context.Context, remote *membership.Cert, c proto
 	if err := sendProto(ctx, c, &pb.Answer{Status: statusOK}); err != nil {
 		return out, err
 	}
-	src, err := newSource(ctx, view, items)
-	if err != nil {
-		return out, err
-	}
-	m, err := ecdh.NewResponder(ecdh.Config{Suite: suite, Mode: mode, Session: sessionID(r.ID, remote.PeerID, s.cfg.Network.ID())}, src)
-	if err != nil {
-		return out, err
-	}
-	s.track(r.ID, remote.Name, m.Stats)
-	if err := protocol.Run(ctx, m, c); err != nil {
-		return out, err
-	}
-	res, err := m.Result()
-	out.Result = res
+	out.Result, err = run(ctx, participantRun{r: r, remote: remote, view: view, items: items, plan: plan}, c)
 	return out, err
+}
+
+// servePSI runs the responder's side of ECDH-PSI.
+func (s *Service) servePSI(ctx context.Context, p participantRun, c protocol.Conn) (ecdh.Result, error) {
+	mode, err := protocolMode(plugins.Protocol(p.r.Protocol))
+	if err != nil {
+		return ecdh.Result{}, err
+	}
+	suite, err := crypto.Lookup(p.r.Suite)
+	if err != nil {
+		return ecdh.Result{}, err
+	}
+	src, err := newSource(ctx, p.view, p.items)
+	if err != nil {
+		return ecdh.Result{}, err
+	}
+	m, err := ecdh.NewResponder(ecdh.Config{Suite: suite, Mode: mode, Session: sessionID(p.r.ID, p.remote.PeerID, s.cfg.Network.ID())}, src)
+	if err != nil {
+		return ecdh.Result{}, err
+	}
+	s.track(p.r.ID, p.remote.Name, m.Stats)
+	if err := protocol.Run(ctx, m, c); err != nil {
+		return ecdh.Result{}, err
+	}
+	return m.Result()
 }
