@@ -10,7 +10,8 @@
 // and lists every accepted parameter; streams 100,000 rows through Prepare
 // for each role (emitting items before it has read half the rows, in chunks
 // of at most plugins.MaxChunk, ascending, at most one per row); produces
-// result rows of exactly the planned columns and a summary in Finalize;
+// result rows of exactly the planned columns (for a plan ending in
+// AllColumns, the header its summary names) and a summary in Finalize;
 // and stops Prepare and Finalize soon after the context is cancelled.
 package plugintest
 
@@ -40,6 +41,9 @@ type Options struct {
 	// Value returns a row's cell (default: category and label text
 	// "v0".."v3" cycling by position; integer and decimal: the position).
 	Value func(pos int64, c plugins.Column) plugins.Value
+	// Label is the peer's label on every synthetic match (psi.labeled;
+	// default "label").
+	Label string
 	// Rows is the synthetic dataset's size (default 100,000).
 	Rows int
 	// Timeout bounds each step (default 20 s).
@@ -55,6 +59,9 @@ func (o *Options) defaults() {
 	}
 	if o.Value == nil {
 		o.Value = DefaultValue
+	}
+	if o.Label == "" {
+		o.Label = "label"
 	}
 }
 
@@ -345,7 +352,7 @@ func (r *matchReader) Next() ([]plugins.Match, error) {
 		i2 := r.next + i
 		m := &r.buf[i]
 		m.Peer = r.peers[min(i2/per, int64(len(r.peers)-1))]
-		m.Label = "label"
+		m.Label = r.opts.Label
 		makeRow((i2*7)%max(r.n*2, 1), r.cols, r.opts, &m.Row) // any querier row
 	}
 	r.next += k
@@ -381,12 +388,17 @@ func checkFinalize(t *testing.T, p plugins.Plugin, d plugins.Descriptor, plan pl
 	}
 	rows := 0
 	var problems []string
+	// A plan whose result columns end with AllColumns names its header in
+	// the summary; its rows are checked against that after Finalize.
+	openHeader := plan.ResultColumns[len(plan.ResultColumns)-1] == AllColumns
+	widths := map[int]bool{}
 	emit := func(chunk []plugins.ResultRow) error {
 		if len(chunk) > plugins.MaxChunk {
 			problems = append(problems, fmt.Sprintf("emit got a chunk of %d result rows, want at most %d", len(chunk), plugins.MaxChunk))
 		}
 		for _, r := range chunk {
-			if len(r) != len(plan.ResultColumns) && len(problems) < 5 {
+			widths[len(r)] = true
+			if !openHeader && len(r) != len(plan.ResultColumns) && len(problems) < 5 {
 				problems = append(problems, fmt.Sprintf("result row %q has %d cells, want %d for columns %q", r, len(r), len(plan.ResultColumns), plan.ResultColumns))
 			}
 		}
@@ -403,10 +415,49 @@ func checkFinalize(t *testing.T, p plugins.Plugin, d plugins.Descriptor, plan pl
 	if sum == nil {
 		t.Errorf("Finalize() summary = nil, want a summary of what the query revealed")
 	}
+	if openHeader {
+		checkOpenHeader(t, plan, sum, widths)
+	}
 	if rows == 0 {
 		t.Errorf("Finalize() emitted no result rows for two peers sharing %d identifiers", n)
 	}
 	t.Logf("Finalize: %d result rows, summary %v", rows, sum)
+}
+
+// AllColumns as a plan's last result column says the plugin learns the
+// rest of its result columns only from the protocol (risk-check reveals
+// each peer's label columns): Finalize then names the whole header,
+// comma-separated, in Summary[ResultColumnsKey], and the node replaces the
+// plan's result columns with it. The node also expands AllColumns in a
+// plan's ResponderColumns into every label column of the responder's
+// dataset.
+const AllColumns = "*"
+
+// ResultColumnsKey is the summary entry naming the result header of a
+// plan that ends with AllColumns.
+const ResultColumnsKey = "result_columns"
+
+func checkOpenHeader(t *testing.T, plan plugins.Plan, sum plugins.Summary, widths map[int]bool) {
+	known := plan.ResultColumns[:len(plan.ResultColumns)-1]
+	hdr := known
+	if v := sum[ResultColumnsKey]; v != "" {
+		hdr = strings.Split(v, ",")
+	}
+	if !slices.Equal(hdr[:min(len(known), len(hdr))], known) {
+		t.Errorf("Summary[%q] = %q, want it to start with the plan's columns %q", ResultColumnsKey, sum[ResultColumnsKey], known)
+	}
+	seen := map[string]bool{}
+	for _, c := range hdr {
+		if c == "" || c == AllColumns || seen[c] {
+			t.Errorf("Summary[%q] = %q: column %q empty, %q or repeated", ResultColumnsKey, sum[ResultColumnsKey], c, AllColumns)
+		}
+		seen[c] = true
+	}
+	for w := range widths {
+		if w != len(hdr) {
+			t.Errorf("Finalize emitted a row of %d cells, want %d for the header %q (Summary[%q])", w, len(hdr), hdr, ResultColumnsKey)
+		}
+	}
 }
 
 func checkCancelPrepare(t *testing.T, p plugins.Plugin, plan plugins.Plan, opts Options) {
