@@ -228,9 +228,8 @@ func randomTags(rng *mrand.Rand, n int) [][TagSize]byte {
 	return out
 }
 
-// TestGolombSizeAndFPR checks the membership form's size against
-// log2(1/ε) + 1/(1-e^-1)... in the doc: FPRBits + 1 + 1/(e-1) ≈ FPRBits+1.58
-// bits per item, the ≤ 6 bytes/item target at ε = 2^-44, and its
+// TestGolombSizeAndFPR checks the membership form's size against the
+// package doc's FPRBits + 1 + 1/(e-1) ≈ FPRBits+1.58 bits per item, the ≤ 6 bytes/item target at ε = 2^-44, and its
 // false-positive rate empirically at a small ε.
 func TestGolombSizeAndFPR(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(1, 2))
@@ -249,10 +248,10 @@ func TestGolombSizeAndFPR(t *testing.T) {
 		t.Errorf("FalsePositiveRate = %g, want ≤ 2^-44 and ≤ 1e-9 per 10k batch", fpr)
 	}
 
-	// Empirically at ε = 2^-16: look up random non-members.
-	small := Params{FPRBits: 16, Buckets: 8}
+	// Empirically at ε = 2^-10: look up random non-members.
+	small := Params{FPRBits: 10, Buckets: 8}
 	ms := buildMembership(Commitment{Epoch: 1}, small, 1, randomTags(rng, 8<<BucketBits))
-	const trials = 400_000
+	const trials = 60_000
 	fp := 0
 	for _, tg := range randomTags(rng, trials) {
 		j, v := small.locate(tg)
@@ -267,10 +266,6 @@ func TestGolombSizeAndFPR(t *testing.T) {
 	exp := trials * ms.FalsePositiveRate()
 	if math.Abs(float64(fp)-exp) > 5*math.Sqrt(exp) {
 		t.Errorf("%d false positives in %d lookups, want about %.1f", fp, trials, exp)
-	}
-	// Every member is found.
-	for _, tg := range randomTags(mrand.New(mrand.NewPCG(9, 9)), 0) {
-		_ = tg
 	}
 }
 
