@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +59,19 @@ func (s *Service) Submit(ctx context.Context, req api.QueryRequest) (api.Query, 
 		return api.Query{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	}
 	defer plug.Close()
+	view, err := s.cfg.Datasets.Open(ctx, req.Dataset, 0)
+	if err != nil {
+		return api.Query{}, err
+	}
+	defer view.Close()
+	if inst.Protocol == plugins.Sum {
+		if len(req.Peers)+1 < MinSumParties {
+			return api.Query{}, fmt.Errorf("%w: a secure sum needs at least %d parties, this node and %d peers; name more peers", api.ErrInvalid, MinSumParties, MinSumParties-1)
+		}
+		if req.Params, err = discoverCategories(ctx, plug.Descriptor(), view, req.Params); err != nil {
+			return api.Query{}, err
+		}
+	}
 	plan, err := plug.Plan(ctx, req.Params)
 	if err != nil {
 		if errors.Is(err, plugins.ErrInvalidParams) {
@@ -63,11 +79,6 @@ func (s *Service) Submit(ctx context.Context, req api.QueryRequest) (api.Query, 
 		}
 		return api.Query{}, fmt.Errorf("plugin %s failed to plan the query: %w", name, err)
 	}
-	view, err := s.cfg.Datasets.Open(ctx, req.Dataset, 0)
-	if err != nil {
-		return api.Query{}, err
-	}
-	defer view.Close()
 	items, err := prepare(ctx, plug, view, plugins.Querier, req.Params, plan.QuerierColumns)
 	if err != nil {
 		if errors.Is(err, errInvalidColumns) {
@@ -121,7 +132,7 @@ func (s *Service) Submit(ctx context.Context, req api.QueryRequest) (api.Query, 
 		QueryId: qid, QuerierId: s.cfg.Network.ID().String(), QuerierName: s.cfg.Name,
 		PluginName: inst.Name, PluginVersion: inst.Version, PluginDigest: inst.Digest,
 		Params: req.Params, Protocol: string(inst.Protocol), Suite: suite.Name(), Dataset: peerDataset,
-		QuerierSetSize: uint64(len(items.pos)), Peers: r.Peers,
+		QuerierSetSize: uint64(len(items.pos)), Peers: r.Peers, PeerIds: peerIDList(r),
 		CreatedUnix: now.Unix(), ExpiresUnix: r.Expires.Unix(),
 	}
 	signed, err := s.sign(prop)
@@ -144,6 +155,66 @@ func (s *Service) Submit(ctx context.Context, req api.QueryRequest) (api.Query, 
 		return api.Query{}, fmt.Errorf("%w: the node is shutting down", api.ErrUnavailable)
 	}
 	return r.Query, nil
+}
+
+// discoverCategories lets the querier propose the category list of a
+// grouped secure sum: when a plugin takes a "categories" parameter and the
+// analyst gave none, it is the sorted distinct values of the querier's own
+// "group" column. The list travels in the signed proposal, so participants
+// see the querier's categories, never each other's; their rows outside the
+// list fall into the plugin's "(other)" bucket.
+func discoverCategories(ctx context.Context, d plugins.Descriptor, v View, params map[string]string) (map[string]string, error) {
+	hasParam := func(name string) bool {
+		return slices.ContainsFunc(d.Params, func(p plugins.Param) bool { return p.Name == name })
+	}
+	group := params["group"]
+	if !hasParam("categories") || !hasParam("group") || params["categories"] != "" || group == "" {
+		return params, nil
+	}
+	if _, err := selectColumns(v.Columns(), []string{group}); err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrInvalid, err)
+	}
+	rows, err := v.Rows(ctx, []string{group})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for {
+		chunk, err := rows.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range chunk {
+			if len(r.Values) == 1 && !r.Values[0].Null && r.Values[0].Text != "" {
+				seen[r.Values[0].Text] = true
+			}
+		}
+	}
+	cats := make([]string, 0, len(seen))
+	for c := range seen {
+		if strings.ContainsRune(c, ',') {
+			return nil, fmt.Errorf("%w: category %q contains a comma; give --param categories=… explicitly", api.ErrInvalid, c)
+		}
+		cats = append(cats, c)
+	}
+	if len(cats) == 0 {
+		return nil, fmt.Errorf("%w: the querier's column %q has no categories to propose; give --param categories=…", api.ErrInvalid, group)
+	}
+	slices.Sort(cats)
+	out := maps.Clone(params)
+	out["categories"] = strings.Join(cats, ",")
+	return out, nil
+}
+
+func peerIDList(r record) []string {
+	out := make([]string, 0, len(r.Peers))
+	for _, name := range r.Peers {
+		out = append(out, r.PeerIDs[name])
+	}
+	return out
 }
 
 func firstNonEmpty(v ...string) string {

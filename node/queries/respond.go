@@ -100,6 +100,7 @@ func (s *Service) onProposal(remote *membership.Cert, sp *pb.SignedProposal) *pb
 		},
 		Proposal:  protoBytes(sp),
 		QuerierID: remote.PeerID.String(),
+		Roster:    append([]string{remote.PeerID.String()}, p.PeerIds...),
 	}
 	decide := func(status, rule, reason string) *pb.Answer {
 		r.Status = status

@@ -91,11 +91,13 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 	out.summary = r.Summary
 	out.summary.OwnSize = len(items.pos)
 	out.summary.PerPeer, out.summary.PeerSizes = map[string]int{}, map[string]int{}
-	sess := querySession{r: r, view: view, items: items}
+	sess := querySession{r: r, view: view, items: items, plan: plan}
 	var po protocolOutput
 	switch inst.Protocol {
 	case plugins.Cardinality, plugins.Intersection:
 		po, err = s.runPSI(ctx, sess, inst.Protocol)
+	case plugins.Sum:
+		po, err = s.runSum(ctx, sess)
 	default:
 		err = fmt.Errorf("the plugin needs protocol %s, which this node does not run", inst.Protocol)
 	}
@@ -159,6 +161,7 @@ type querySession struct {
 	r     record
 	view  View
 	items *itemSet
+	plan  plugins.Plan
 }
 
 // protocolOutput is what a protocol revealed to the querier.
@@ -333,6 +336,8 @@ func (s *Service) serveRun(ctx context.Context, remote *membership.Cert, c proto
 	switch inst.Protocol {
 	case plugins.Cardinality, plugins.Intersection:
 		run = s.servePSI
+	case plugins.Sum:
+		run = s.serveSum
 	default:
 		return refuse("unsupported protocol", fmt.Errorf("protocol %s", inst.Protocol))
 	}

@@ -27,6 +27,7 @@ import (
 	"xnode/node/store"
 	"xnode/plugins"
 	"xnode/protocol/psi/ecdh"
+	"xnode/protocol/secagg"
 )
 
 // Stream protocols.
@@ -35,6 +36,8 @@ const (
 	ControlProtocol = libp2pproto.ID("/xnode/query/1.0.0")
 	// PSIProtocol carries ECDH-PSI sessions.
 	PSIProtocol = libp2pproto.ID(ecdh.ProtocolID)
+	// SecAggProtocol carries secure-aggregation sessions.
+	SecAggProtocol = libp2pproto.ID(secagg.ProtocolID)
 )
 
 // maxControlFrame caps proposals, notices, answers and run requests.
@@ -160,6 +163,8 @@ type record struct {
 	PeerIDs map[string]string `json:"peer_ids,omitempty"`
 	// QuerierID is the querier's peer ID (responder).
 	QuerierID string `json:"querier_id,omitempty"`
+	// Roster is every party's peer ID, the querier's first (responder).
+	Roster []string `json:"roster,omitempty"`
 	// Decision is the policy decision that let it run here (responder).
 	Decision *policy.Decision `json:"decision,omitempty"`
 	// Salt keys the audit commitment to the result (querier).
@@ -198,6 +203,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	cfg.Network.Handle(ControlProtocol, "", s.handleControl)
 	cfg.Network.Handle(PSIProtocol, membership.RolePSI, s.handleRun)
+	cfg.Network.Handle(SecAggProtocol, membership.RoleSecAgg, s.handleRun)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.expireLoop() }()
 	return s, nil
@@ -432,11 +438,16 @@ func protocolMode(p plugins.Protocol) (ecdh.Mode, error) {
 		return ecdh.Cardinality, nil
 	case plugins.Intersection:
 		return ecdh.Intersection, nil
+	case plugins.Sum:
+		return 0, nil
 	}
 	return 0, fmt.Errorf("%w: the plugin needs protocol %s, which this node does not run yet", api.ErrInvalid, p)
 }
 
 func revealed(p plugins.Protocol) string {
+	if p == plugins.Sum {
+		return "the querier learned the element-wise sum over every participant's contribution and nothing about any one; participants learned nothing"
+	}
 	if p == plugins.Intersection {
 		return "the querier learned which of its identifiers each peer also holds; each peer learned only the querier's set size"
 	}

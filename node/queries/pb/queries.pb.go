@@ -48,6 +48,7 @@ type Proposal struct {
 	Peers          []string               `protobuf:"bytes,12,rep,name=peers,proto3" json:"peers,omitempty"`                                            // every participant's name
 	CreatedUnix    int64                  `protobuf:"varint,13,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
 	ExpiresUnix    int64                  `protobuf:"varint,14,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	PeerIds        []string               `protobuf:"bytes,15,rep,name=peer_ids,json=peerIds,proto3" json:"peer_ids,omitempty"` // every participant's peer ID, in the order of peers
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -178,6 +179,13 @@ func (x *Proposal) GetExpiresUnix() int64 {
 		return x.ExpiresUnix
 	}
 	return 0
+}
+
+func (x *Proposal) GetPeerIds() []string {
+	if x != nil {
+		return x.PeerIds
+	}
+	return nil
 }
 
 type SignedProposal struct {
@@ -496,7 +504,7 @@ var File_queries_proto protoreflect.FileDescriptor
 
 const file_queries_proto_rawDesc = "" +
 	"\n" +
-	"\rqueries.proto\x12\x10xnode.queries.v1\"\xa1\x04\n" +
+	"\rqueries.proto\x12\x10xnode.queries.v1\"\xbc\x04\n" +
 	"\bProposal\x12\x19\n" +
 	"\bquery_id\x18\x01 \x01(\tR\aqueryId\x12\x1d\n" +
 	"\n" +
@@ -514,7 +522,8 @@ const file_queries_proto_rawDesc = "" +
 	"\x10querier_set_size\x18\v \x01(\x04R\x0equerierSetSize\x12\x14\n" +
 	"\x05peers\x18\f \x03(\tR\x05peers\x12!\n" +
 	"\fcreated_unix\x18\r \x01(\x03R\vcreatedUnix\x12!\n" +
-	"\fexpires_unix\x18\x0e \x01(\x03R\vexpiresUnix\x1a9\n" +
+	"\fexpires_unix\x18\x0e \x01(\x03R\vexpiresUnix\x12\x19\n" +
+	"\bpeer_ids\x18\x0f \x03(\tR\apeerIds\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"J\n" +

@@ -1,0 +1,330 @@
+package queries
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"xnode/node/membership"
+	"xnode/node/p2p"
+	"xnode/node/queries/pb"
+	"xnode/plugins"
+	"xnode/protocol"
+	"xnode/protocol/psi/ecdh"
+	"xnode/protocol/secagg"
+)
+
+// MinSumParties is the fewest parties (the querier included) a secure sum
+// runs with: with two, the sum would reveal the other party's input.
+const MinSumParties = 3
+
+// roundTimeout bounds each secure-aggregation round; a participant that
+// has not answered by then is dropped and the others go on.
+const roundTimeout = 30 * time.Second
+
+// sumConfig is the secure-aggregation configuration every party derives
+// from the signed proposal: the roster sorted by peer ID, a strict-majority
+// threshold, and a session id bound to the query.
+func sumConfig(queryID string, roster []string, vectorLen int) secagg.Config {
+	ids := make([]secagg.ClientID, 0, len(roster))
+	for _, r := range roster {
+		ids = append(ids, secagg.ClientID(r))
+	}
+	slices.Sort(ids)
+	sess := sha256.Sum256([]byte("xnode-secagg-v1:" + queryID))
+	return secagg.Config{
+		Session: sess[:], Clients: ids, Threshold: len(ids)/2 + 1, VectorLen: vectorLen,
+		Verify: verifyPeerSig,
+	}
+}
+
+// verifyPeerSig checks an Ed25519 signature against the key a peer ID
+// embeds.
+func verifyPeerSig(id secagg.ClientID, msg, sig []byte) bool {
+	p, err := peer.Decode(string(id))
+	if err != nil {
+		return false
+	}
+	pub, err := p.ExtractPublicKey()
+	if err != nil {
+		return false
+	}
+	raw, err := pub.Raw()
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return false
+	}
+	return ed25519.Verify(raw, msg, sig)
+}
+
+func (s *Service) signer() secagg.Signer {
+	return secagg.SignerFunc(func(msg []byte) ([]byte, error) { return s.cfg.Identity.Sign(msg), nil })
+}
+
+// vector returns a side's contribution: the sum of its items' vectors.
+func vector(items *itemSet, n int) ([]uint64, error) {
+	if items.sum == nil {
+		return make([]uint64, n), nil
+	}
+	if len(items.sum) != n {
+		return nil, fmt.Errorf("the plugin's vectors have %d values, its plan says %d", len(items.sum), n)
+	}
+	return items.sum, nil
+}
+
+// event is a message from one participant's stream, or its end.
+type event struct {
+	from secagg.ClientID
+	msg  []byte
+	err  error
+}
+
+// runSum aggregates over the querier (a local client) and every peer.
+func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, error) {
+	var out protocolOutput
+	self := secagg.ClientID(s.cfg.Network.ID().String())
+	roster := []string{string(self)}
+	for _, name := range q.r.Peers {
+		roster = append(roster, q.r.PeerIDs[name])
+	}
+	if len(roster) < MinSumParties {
+		return out, fmt.Errorf("a secure sum needs at least %d parties (the querier included), this query has %d", MinSumParties, len(roster))
+	}
+	cfg := sumConfig(q.r.ID, roster, q.plan.VectorLen)
+	input, err := vector(q.items, q.plan.VectorLen)
+	if err != nil {
+		return out, err
+	}
+	server, err := secagg.NewServer(secagg.ServerConfig{Config: cfg})
+	if err != nil {
+		return out, err
+	}
+	local, err := secagg.NewClient(secagg.ClientConfig{Config: cfg, Self: self, Signer: s.signer()}, input)
+	if err != nil {
+		return out, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	events := make(chan event, 64)
+	conns := map[secagg.ClientID]p2p.StreamConn{}
+	names := map[secagg.ClientID]string{}
+	var (
+		closers []func()
+		readers sync.WaitGroup
+	)
+	// Every stream's reader ends before runSum returns.
+	defer func() {
+		cancel()
+		for _, c := range closers {
+			c()
+		}
+		readers.Wait()
+	}()
+	var pending []secagg.Outgoing
+	for _, name := range q.r.Peers {
+		id := secagg.ClientID(q.r.PeerIDs[name])
+		names[id] = name
+		conn, err := s.openSession(ctx, q.r.ID, q.r.PeerIDs[name], SecAggProtocol, membership.RoleSecAgg)
+		if err != nil {
+			s.log.Info("participant unavailable for the secure sum", "query", q.r.ID, "peer", name, "err", err)
+			more, derr := server.Drop(id)
+			if derr != nil {
+				return out, derr
+			}
+			pending = append(pending, more...)
+			continue
+		}
+		conns[id] = conn
+		closers = append(closers, func() { _ = conn.Reset() })
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				msg, err := conn.Recv(ctx)
+				select {
+				case events <- event{from: id, msg: msg, err: err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	first, err := local.Start()
+	if err != nil {
+		return out, err
+	}
+	more, err := server.Deliver(self, first)
+	if err != nil {
+		return out, err
+	}
+	pending = append(pending, more...)
+	round := server.Round()
+	deadline := time.NewTimer(roundTimeout)
+	defer deadline.Stop()
+	for {
+		// Route what the server sends: to the local client in process,
+		// to the others over their streams.
+		for len(pending) > 0 {
+			o := pending[0]
+			pending = pending[1:]
+			if o.To == self {
+				replies, err := local.Deliver(o.Msg)
+				if err != nil {
+					return out, fmt.Errorf("the querier's own contribution failed: %w", err)
+				}
+				for _, r := range replies {
+					more, err := server.Deliver(self, r)
+					if err != nil {
+						return out, err
+					}
+					pending = append(pending, more...)
+				}
+				continue
+			}
+			conn, ok := conns[o.To]
+			if !ok {
+				continue
+			}
+			if err := conn.Send(ctx, o.Msg); err != nil {
+				delete(conns, o.To)
+				more, _ := server.Drop(o.To)
+				pending = append(pending, more...)
+			}
+		}
+		if server.Done() {
+			break
+		}
+		if r := server.Round(); r != round {
+			round = r
+			deadline.Reset(roundTimeout)
+		}
+		select {
+		case ev := <-events:
+			if _, live := conns[ev.from]; !live {
+				continue
+			}
+			var more []secagg.Outgoing
+			if ev.err != nil {
+				s.log.Info("participant left the secure sum", "query", q.r.ID, "peer", names[ev.from], "round", server.Round(), "err", ev.err)
+				delete(conns, ev.from)
+				more, err = server.Drop(ev.from)
+			} else {
+				more, err = server.Deliver(ev.from, ev.msg)
+				if err != nil {
+					s.log.Info("participant sent a bad message; dropped", "query", q.r.ID, "peer", names[ev.from], "err", err)
+					delete(conns, ev.from)
+					err = nil
+				}
+			}
+			if err != nil {
+				return out, err
+			}
+			pending = append(pending, more...)
+		case <-deadline.C:
+			more, err := server.EndRound()
+			if err != nil {
+				return out, err
+			}
+			pending = append(pending, more...)
+			deadline.Reset(roundTimeout)
+		case <-ctx.Done():
+			return out, fmt.Errorf("the secure sum did not finish: %w", ctx.Err())
+		}
+	}
+	sum, survivors, err := server.Result()
+	if err != nil {
+		if errors.Is(err, secagg.ErrTooFewSurvivors) {
+			return out, fmt.Errorf("too few participants stayed to the end (fewer than %d of %d); nothing was revealed", cfg.Threshold, len(cfg.Clients))
+		}
+		return out, err
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	out.aggregate = secagg.Signed(sum)
+	out.contributors = len(survivors)
+	for _, id := range survivors {
+		if id == self {
+			continue
+		}
+		out.peers = append(out.peers, plugins.PeerOutput{Peer: names[id]})
+	}
+	return out, nil
+}
+
+// openSession opens a protocol stream to a participant and asks it to run
+// an approved query.
+func (s *Service) openSession(ctx context.Context, id, peerID string, proto libp2pproto.ID, role string) (p2p.StreamConn, error) {
+	pid, err := peer.Decode(peerID)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.cfg.Network.Open(ctx, pid, proto, role)
+	if err != nil {
+		return nil, err
+	}
+	if err := sendProto(ctx, conn, &pb.RunRequest{QueryId: id}); err != nil {
+		_ = conn.Reset()
+		return nil, err
+	}
+	var ans pb.Answer
+	if err := recvProto(ctx, conn, &ans); err != nil {
+		_ = conn.Reset()
+		return nil, err
+	}
+	if ans.Status != statusOK {
+		_ = conn.Reset()
+		return nil, fmt.Errorf("it refused to run the query: %s", ans.Reason)
+	}
+	return conn, nil
+}
+
+// serveSum runs a participant's side of a secure sum: one client whose
+// input is the sum of its items' vectors.
+func (s *Service) serveSum(ctx context.Context, p participantRun, c protocol.Conn) (ecdh.Result, error) {
+	var res ecdh.Result
+	if len(p.r.Roster) < MinSumParties {
+		return res, fmt.Errorf("a secure sum needs at least %d parties", MinSumParties)
+	}
+	cfg := sumConfig(p.r.ID, p.r.Roster, p.plan.VectorLen)
+	input, err := vector(p.items, p.plan.VectorLen)
+	if err != nil {
+		return res, err
+	}
+	client, err := secagg.NewClient(secagg.ClientConfig{Config: cfg, Self: secagg.ClientID(s.cfg.Network.ID().String()), Signer: s.signer()}, input)
+	if err != nil {
+		return res, err
+	}
+	first, err := client.Start()
+	if err != nil {
+		return res, err
+	}
+	if err := c.Send(ctx, first); err != nil {
+		return res, err
+	}
+	for !client.Done() {
+		msg, err := c.Recv(ctx)
+		if err != nil {
+			return res, err
+		}
+		replies, err := client.Deliver(msg)
+		if err != nil {
+			return res, err
+		}
+		for _, r := range replies {
+			if err := c.Send(ctx, r); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, client.Err()
+}
