@@ -44,6 +44,9 @@ type Options struct {
 	// Label is the peer's label on every synthetic match (psi.labeled;
 	// default "label").
 	Label string
+	// Aggregate is Finalize's aggregate (secagg.sum), of Plan.VectorLen
+	// entries (default 100, 200, 300, …).
+	Aggregate []int64
 	// Rows is the synthetic dataset's size (default 100,000).
 	Rows int
 	// Timeout bounds each step (default 20 s).
@@ -368,9 +371,12 @@ func finalizeRequest(plan plugins.Plan, cols []plugins.Column, opts Options, n i
 		},
 	}
 	if plan.VectorLen > 0 {
-		req.Aggregate = make([]int64, plan.VectorLen)
-		for i := range req.Aggregate {
-			req.Aggregate[i] = int64(100 * (i + 1))
+		req.Aggregate = opts.Aggregate
+		if req.Aggregate == nil {
+			req.Aggregate = make([]int64, plan.VectorLen)
+			for i := range req.Aggregate {
+				req.Aggregate[i] = int64(100 * (i + 1))
+			}
 		}
 		req.Contributors = 3
 	}
