@@ -14,14 +14,18 @@ import (
 	"xnode/plugins"
 	"xnode/plugins/builtin/match"
 	"xnode/plugins/builtin/overlap"
+	"xnode/plugins/builtin/riskcheck"
+	"xnode/plugins/builtin/segmentstats"
 )
 
 // builtinPlugins are the query plugins compiled into this binary, which
 // `xnode plugin serve NAME` serves; registry.Builtins names them for the
 // node.
 var builtinPlugins = map[string]func() plugins.Plugin{
-	"overlap": func() plugins.Plugin { return overlap.New() },
-	"match":   func() plugins.Plugin { return match.New() },
+	"overlap":       func() plugins.Plugin { return overlap.New() },
+	"match":         func() plugins.Plugin { return match.New() },
+	"risk-check":    func() plugins.Plugin { return riskcheck.New() },
+	"segment-stats": func() plugins.Plugin { return segmentstats.New() },
 }
 
 func newPluginCmd() *cobra.Command {

@@ -49,7 +49,7 @@ func TestPluginInstall(t *testing.T) {
 	}{
 		{"neither", nil, exitUsage, "name the plugin executable PATH, or a built-in with --builtin NAME"},
 		{"both", []string{"bin/sums", "--builtin", "overlap"}, exitUsage, "either PATH or --builtin NAME, not both"},
-		{"unknown builtin", []string{"--builtin", "nope"}, exitUsage, "the built-ins are overlap, match"},
+		{"unknown builtin", []string{"--builtin", "nope"}, exitUsage, "the built-ins are overlap, match, risk-check, segment-stats"},
 		{"missing file", []string{"bin/none"}, exitFailure, "failed to install plugin " + filepath.Join(work, "bin", "none")},
 		{"two paths", []string{"a", "b"}, exitUsage, "accepts at most 1 arg"},
 	}
@@ -128,6 +128,19 @@ func TestPluginServeRealBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Options for built-ins that need parameters or protocol output of a
+	// particular shape; the others run with none.
+	options := map[string]plugintest.Options{
+		"risk-check": {Label: `{"risk_level":"high","listed_date":"2024-03-01"}`},
+		"segment-stats": {
+			Params: map[string]string{"group": "region", "sum": "amount", "over": "overdue_days:90", "categories": "v0,v1"},
+			Columns: map[string]plugins.Column{
+				"amount":       {Type: plugins.ColumnDecimal, Scale: 2},
+				"overdue_days": {Type: plugins.ColumnInteger},
+			},
+			Aggregate: []int64{10, 1000, 2, 3, 5, 0, 20, -40, 20},
+		},
+	}
 	for _, name := range registry.Builtins {
 		t.Run(name, func(t *testing.T) {
 			c, err := plugins.LaunchCommand(context.Background(), bin, registry.ServeArgs(name), sum, nil)
@@ -138,7 +151,9 @@ func TestPluginServeRealBinary(t *testing.T) {
 			if got := c.Descriptor().Name; got != name {
 				t.Fatalf("xnode plugin serve %s describes itself as %q", name, got)
 			}
-			plugintest.Run(t, c, plugintest.Options{Rows: 20_000})
+			opts := options[name]
+			opts.Rows = 20_000
+			plugintest.Run(t, c, opts)
 		})
 	}
 

@@ -3,10 +3,11 @@
 // launch checks the digest again (go-plugin SecureConfig), so a binary
 // swapped after installation is refused.
 //
-// Built-in plugins (overlap, match) are served by the xnode binary itself
-// (`xnode plugin serve NAME`), so a node needs no toolchain and no extra
-// file to run them; their digest is the xnode binary's. Plugins built
-// separately (plugins/overlap, plugins/match, or any language speaking the
+// Built-in plugins (overlap, match, risk-check, segment-stats) are served
+// by the xnode binary itself (`xnode plugin serve NAME`), so a node needs
+// no toolchain and no extra file to run them; their digest is the xnode
+// binary's. Plugins built separately (plugins/overlap, plugins/match,
+// plugins/risk-check, plugins/segment-stats, or any language speaking the
 // gRPC contract) are installed by path.
 package registry
 
@@ -74,7 +75,7 @@ func New(st *store.Store, log *slog.Logger) *Registry {
 }
 
 // Builtins are the plugin names `xnode plugin serve` runs.
-var Builtins = []string{"overlap", "match"}
+var Builtins = []string{"overlap", "match", "risk-check", "segment-stats"}
 
 // ServeArgs are the arguments that make the xnode binary serve built-in name.
 func ServeArgs(name string) []string { return []string{"plugin", "serve", name} }
