@@ -98,6 +98,8 @@ func (s *Service) execute(r record, items *itemSet) (outcome, error) {
 		po, err = s.runPSI(ctx, sess, inst.Protocol)
 	case plugins.Sum:
 		po, err = s.runSum(ctx, sess)
+	case plugins.Labeled:
+		po, err = s.runLabeled(ctx, sess)
 	default:
 		err = fmt.Errorf("the plugin needs protocol %s, which this node does not run", inst.Protocol)
 	}
@@ -338,6 +340,8 @@ func (s *Service) serveRun(ctx context.Context, remote *membership.Cert, c proto
 		run = s.servePSI
 	case plugins.Sum:
 		run = s.serveSum
+	case plugins.Labeled:
+		run = s.serveLabeled
 	default:
 		return refuse("unsupported protocol", fmt.Errorf("protocol %s", inst.Protocol))
 	}

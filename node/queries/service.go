@@ -27,6 +27,7 @@ import (
 	"xnode/node/store"
 	"xnode/plugins"
 	"xnode/protocol/psi/ecdh"
+	"xnode/protocol/psi/oprf"
 	"xnode/protocol/secagg"
 )
 
@@ -127,6 +128,9 @@ type Config struct {
 	ProposalTTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// EpochTTL is how long a labeled-PSI key epoch lasts (default
+	// DefaultEpochTTL).
+	EpochTTL time.Duration
 }
 
 // Service runs queries. Close stops running ones.
@@ -139,6 +143,8 @@ type Service struct {
 
 	// recMu serialises read-modify-write of query records.
 	recMu sync.Mutex
+
+	oprf oprfState
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -196,7 +202,8 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, running: map[string]*session{}}
+	s := &Service{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, running: map[string]*session{},
+		oprf: oprfState{lists: map[string]*published{}, cache: map[string]oprf.Set{}}}
 	if err := s.failInterrupted(); err != nil {
 		cancel()
 		return nil, err
@@ -204,6 +211,7 @@ func New(cfg Config) (*Service, error) {
 	cfg.Network.Handle(ControlProtocol, "", s.handleControl)
 	cfg.Network.Handle(PSIProtocol, membership.RolePSI, s.handleRun)
 	cfg.Network.Handle(SecAggProtocol, membership.RoleSecAgg, s.handleRun)
+	cfg.Network.Handle(OPRFProtocol, membership.RoleRiskCheck, s.handleRun)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.expireLoop() }()
 	return s, nil
@@ -438,13 +446,16 @@ func protocolMode(p plugins.Protocol) (ecdh.Mode, error) {
 		return ecdh.Cardinality, nil
 	case plugins.Intersection:
 		return ecdh.Intersection, nil
-	case plugins.Sum:
+	case plugins.Sum, plugins.Labeled:
 		return 0, nil
 	}
 	return 0, fmt.Errorf("%w: the plugin needs protocol %s, which this node does not run yet", api.ErrInvalid, p)
 }
 
 func revealed(p plugins.Protocol) string {
+	if p == plugins.Labeled {
+		return "the querier learned which of its identifiers are on each peer's list and their labels; each peer learned only how many identifiers were checked"
+	}
 	if p == plugins.Sum {
 		return "the querier learned the element-wise sum over every participant's contribution and nothing about any one; participants learned nothing"
 	}

@@ -1,0 +1,332 @@
+package queries
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"xnode/node/audit"
+	"xnode/node/membership"
+	"xnode/node/store"
+	"xnode/plugins"
+	"xnode/protocol"
+	"xnode/protocol/psi/ecdh"
+	"xnode/protocol/psi/oprf"
+)
+
+// OPRFProtocol carries labeled-PSI sessions.
+const OPRFProtocol = libp2pproto.ID(oprf.ProtocolID)
+
+// DefaultEpochTTL is how long a responder keeps one OPRF key epoch for a
+// dataset before it rotates (old encodings are then refused).
+const DefaultEpochTTL = 30 * 24 * time.Hour
+
+// maxDeltas is how many recent deltas a responder keeps for queriers whose
+// cache is a little behind; older caches get the full encoding.
+const maxDeltas = 8
+
+// published is a responder's current encoding of one dataset's labels.
+type published struct {
+	epoch          *oprf.Epoch
+	created        time.Time
+	datasetVersion uint64
+	enc            *oprf.Encoding
+	mem            *oprf.MembershipSet
+	deltas         []*oprf.Delta
+	items          map[string]string // namespaced id → labels, for deltas
+}
+
+// oprfState holds the responder's encodings and the querier's caches in
+// memory. Epoch keys live in the store, so a restart keeps commitments;
+// encodings are rebuilt on the first session after one.
+type oprfState struct {
+	// mu guards the maps; a building encoding holds it (sessions of one
+	// dataset wait for one build).
+	mu    sync.Mutex
+	lists map[string]*published // by dataset and label columns
+	cache map[string]oprf.Set   // querier: by peer ID and dataset
+}
+
+func epochKey(dataset string) []byte { return []byte("epoch/" + dataset) }
+
+// loadEpoch returns the dataset's current epoch from the store, making or
+// rotating it when needed.
+func (s *Service) loadEpoch(dataset string, expected int) (*oprf.Epoch, time.Time, error) {
+	b, err := s.cfg.Store.Get(store.OPRF, epochKey(dataset))
+	now := s.now()
+	if err == nil && len(b) > 8 {
+		created := time.Unix(0, int64(beUint64(b[:8]))).UTC()
+		ep, perr := oprf.UnmarshalEpoch(b[8:])
+		if perr == nil && now.Sub(created) < s.epochTTL() {
+			return ep, created, nil
+		}
+		if perr == nil {
+			return s.newEpoch(dataset, ep.ID()+1, expected)
+		}
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, time.Time{}, err
+	}
+	return s.newEpoch(dataset, 1, expected)
+}
+
+func (s *Service) epochTTL() time.Duration {
+	if s.cfg.EpochTTL > 0 {
+		return s.cfg.EpochTTL
+	}
+	return DefaultEpochTTL
+}
+
+func (s *Service) newEpoch(dataset string, id uint64, expected int) (*oprf.Epoch, time.Time, error) {
+	ep, err := oprf.NewEpoch(rand.Reader, id, oprf.EpochConfig{ExpectedItems: max(expected*2, 1024)})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	b, err := ep.MarshalBinary()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	now := s.now()
+	rec := append(putBE(uint64(now.UnixNano())), b...)
+	if err := s.cfg.Store.Put(store.OPRF, epochKey(dataset), rec); err != nil {
+		return nil, time.Time{}, err
+	}
+	c := ep.Commitment()
+	s.auditf(audit.Kind("oprf-epoch"), "", audit.ActorLocal, map[string]any{
+		"dataset": dataset, "epoch": c.Epoch, "public_key": hex.EncodeToString(c.PublicKey[:]),
+	})
+	return ep, now, nil
+}
+
+// publish returns the current encoding of the prepared items' labels,
+// building it, or updating it by a delta when the dataset changed.
+func (s *Service) publish(ctx context.Context, p participantRun) (*published, error) {
+	s.oprf.mu.Lock()
+	defer s.oprf.mu.Unlock()
+	key := p.r.Dataset + "\x00" + fmt.Sprint(p.plan.ResponderColumns)
+	cur := s.oprf.lists[key]
+	if cur != nil && cur.datasetVersion == p.r.DatasetVersion && s.now().Sub(cur.created) < s.epochTTL() {
+		return cur, nil
+	}
+	items, err := labeledItems(ctx, p.view, p.items)
+	if err != nil {
+		return nil, err
+	}
+	ep, created, err := s.loadEpoch(p.r.Dataset, len(items))
+	if err != nil {
+		return nil, err
+	}
+	next := &published{epoch: ep, created: created, datasetVersion: p.r.DatasetVersion, items: items}
+	if cur != nil && cur.epoch.Commitment() == ep.Commitment() {
+		var ch oprf.Changes
+		for k, v := range items {
+			if old, ok := cur.items[k]; !ok || old != v {
+				ch.Put = append(ch.Put, oprf.Item{Key: []byte(k), Labels: []byte(v)})
+			}
+		}
+		for k := range cur.items {
+			if _, ok := items[k]; !ok {
+				ch.Remove = append(ch.Remove, []byte(k))
+			}
+		}
+		enc, delta, err := ep.Update(cur.enc, ch)
+		if err != nil {
+			return nil, err
+		}
+		next.enc, next.deltas = enc, append(cur.deltas, delta)
+		if len(next.deltas) > maxDeltas {
+			next.deltas = next.deltas[len(next.deltas)-maxDeltas:]
+		}
+	} else {
+		list := make([]oprf.Item, 0, len(items))
+		for k, v := range items {
+			list = append(list, oprf.Item{Key: []byte(k), Labels: []byte(v)})
+		}
+		start := time.Now()
+		if next.enc, err = ep.Encode(list); err != nil {
+			return nil, err
+		}
+		s.log.Info("encoded a risk list", "dataset", p.r.Dataset, "items", len(list), "epoch", ep.ID(), "took", time.Since(start))
+	}
+	next.mem = next.enc.Membership()
+	s.oprf.lists[key] = next
+	return next, nil
+}
+
+// labeledItems reads the prepared items' identifiers and labels.
+func labeledItems(ctx context.Context, v View, items *itemSet) (map[string]string, error) {
+	src, err := newSource(ctx, v, items)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(items.pos))
+	buf := make([][]byte, 4096)
+	i := 0
+	for {
+		n, err := src.Next(buf)
+		for _, k := range buf[:n] {
+			label := ""
+			if items.labels != nil {
+				label = items.labels[i]
+			}
+			out[string(k)] = label
+			i++
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// serveLabeled runs the responder's side of labeled PSI, charging every
+// evaluated identifier to the querier's daily evaluation budget.
+func (s *Service) serveLabeled(ctx context.Context, p participantRun, c protocol.Conn) (ecdh.Result, error) {
+	var res ecdh.Result
+	list, err := s.publish(ctx, p)
+	if err != nil {
+		return res, err
+	}
+	peerID := p.remote.PeerID.String()
+	m, err := oprf.NewResponder(oprf.ResponderConfig{
+		Epoch: list.epoch, Encoding: list.enc, Membership: list.mem, Deltas: list.deltas,
+		Budget: func(n int) error {
+			if p.r.Decision == nil {
+				return errors.New("no policy decision recorded")
+			}
+			return s.cfg.Limiter.Spend(peerID, *p.r.Decision, int64(n), s.now())
+		},
+	})
+	if err != nil {
+		return res, err
+	}
+	runErr := protocol.Run(ctx, m, c)
+	out, rerr := m.Result()
+	com := list.epoch.Commitment()
+	s.auditf(audit.Kind("oprf-evaluations"), p.r.ID, peerID, map[string]any{
+		"querier": p.remote.Name, "evaluated": out.Evaluated, "epoch": com.Epoch,
+		"public_key": hex.EncodeToString(com.PublicKey[:]), "sync": fmt.Sprint(out.Sync), "error": errString(errors.Join(runErr, rerr)),
+	})
+	if runErr != nil {
+		return res, runErr
+	}
+	if rerr != nil {
+		return res, rerr
+	}
+	res.PeerSize = out.Evaluated
+	return res, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// runLabeled checks the querier's identifiers against every peer's list.
+func (s *Service) runLabeled(ctx context.Context, q querySession) (protocolOutput, error) {
+	var out protocolOutput
+	ids, err := readKeys(ctx, q.view, q.items)
+	if err != nil {
+		return out, err
+	}
+	for _, name := range q.r.Peers {
+		peerID := q.r.PeerIDs[name]
+		cacheKey := peerID + "\x00" + q.r.PeerDataset
+		s.oprf.mu.Lock()
+		cached := s.oprf.cache[cacheKey]
+		s.oprf.mu.Unlock()
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		conn, err := s.openSession(sctx, q.r.ID, peerID, OPRFProtocol, membership.RoleRiskList)
+		if err != nil {
+			cancel()
+			return out, fmt.Errorf("peer %s: %v; check that it is running and serves risk lists", name, err)
+		}
+		m, err := oprf.NewQuerier(oprf.QuerierConfig{Cache: cached}, ids)
+		if err != nil {
+			cancel()
+			_ = conn.Reset()
+			return out, err
+		}
+		err = protocol.Run(sctx, m, conn)
+		cancel()
+		if err != nil {
+			_ = conn.Reset()
+			if errors.Is(err, oprf.ErrRefusedBudget) {
+				return out, fmt.Errorf("peer %s refused: this node's daily evaluation budget there is used up", name)
+			}
+			return out, fmt.Errorf("peer %s: the labeled-PSI session broke off: %v", name, err)
+		}
+		_ = conn.Close()
+		res, err := m.Result()
+		if err != nil {
+			return out, err
+		}
+		s.oprf.mu.Lock()
+		s.oprf.cache[cacheKey] = res.Set
+		s.oprf.mu.Unlock()
+		com := res.Commitment
+		s.auditf(audit.Kind("oprf-evaluations"), q.r.ID, peerID, map[string]any{
+			"peer": name, "evaluated": res.Evaluated, "epoch": com.Epoch,
+			"public_key": hex.EncodeToString(com.PublicKey[:]), "sync": fmt.Sprint(res.Sync),
+		})
+		pm := peerMatches{name: name, pos: make([]int64, len(res.Matches)), labels: make([]string, len(res.Matches))}
+		for i, mt := range res.Matches {
+			pm.pos[i] = q.items.pos[mt.Index]
+			pm.labels[i] = string(mt.Labels)
+		}
+		out.matches = append(out.matches, pm)
+		out.peers = append(out.peers, plugins.PeerOutput{Peer: name, Size: int64(res.Set.Len()), Cardinality: int64(len(res.Matches))})
+	}
+	return out, nil
+}
+
+// readKeys reads the identifiers of the prepared items into memory (the
+// querier's side of an unbalanced PSI is the small one).
+func readKeys(ctx context.Context, v View, items *itemSet) ([][]byte, error) {
+	src, err := newSource(ctx, v, items)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, 0, len(items.pos))
+	buf := make([][]byte, 4096)
+	for {
+		n, err := src.Next(buf)
+		for _, k := range buf[:n] {
+			out = append(out, append([]byte(nil), k...))
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func putBE(v uint64) []byte {
+	b := make([]byte, 8)
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+	return b
+}
+
+func beUint64(b []byte) uint64 {
+	var v uint64
+	for _, x := range b[:8] {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}
