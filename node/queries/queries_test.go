@@ -42,7 +42,8 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		out, err := exec.Command("go", "build", "-o", dir+"/", "xnode/plugins/overlap", "xnode/plugins/match").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", dir+"/", "xnode/plugins/overlap", "xnode/plugins/match",
+			"xnode/plugins/risk-check", "xnode/plugins/segment-stats").CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "failed to build the built-in plugins: %v\n%s", err, out)
 			return 1
@@ -57,9 +58,18 @@ const testPolicy = `
 version = 1
 
 [[rule]]
+name = "tiny-budget"
+plugin = "risk-check"
+datasets = ["tinylist"]
+peers = ["*"]
+approval = "auto"
+min_set_size = 5
+evaluation_budget_per_peer_per_day = 150
+
+[[rule]]
 name = "members-auto"
 plugin = "*"
-datasets = ["clients"]
+datasets = ["clients", "risklist"]
 peers = ["*"]
 approval = "auto"
 min_set_size = 5
@@ -87,40 +97,57 @@ func (d memDatasets) Open(_ context.Context, name string, _ uint64) (queries.Vie
 
 type memView struct {
 	ids []string
-	// onRead, if set, runs before each batch of keys a reader returns.
+	// cols and vals, if set, are the value and label columns.
+	cols []plugins.Column
+	vals func(pos int) []plugins.Value
+	// onRead, if set, runs before each batch of keys a reader returns;
+	// onRows before each chunk of rows.
 	onRead func(batch int)
+	onRows func()
 }
 
 func (v *memView) Version() uint64           { return 1 }
 func (v *memView) Len() int                  { return len(v.ids) }
 func (v *memView) Close() error              { return nil }
-func (v *memView) Columns() []plugins.Column { return nil }
+func (v *memView) Columns() []plugins.Column { return v.cols }
 
-func (v *memView) row(pos int64) plugins.Row {
-	return plugins.Row{Pos: pos, Key: "cn_id:" + v.ids[pos]}
+func (v *memView) row(pos int64, columns []string) plugins.Row {
+	r := plugins.Row{Pos: pos, Key: "cn_id:" + v.ids[pos]}
+	for _, name := range columns {
+		for i, c := range v.cols {
+			if c.Name == name {
+				r.Values = append(r.Values, v.vals(int(pos))[i])
+			}
+		}
+	}
+	return r
 }
 
-func (v *memView) Row(_ context.Context, pos int64, _ []string) (plugins.Row, error) {
-	return v.row(pos), nil
+func (v *memView) Row(_ context.Context, pos int64, columns []string) (plugins.Row, error) {
+	return v.row(pos, columns), nil
 }
 
-func (v *memView) Rows(context.Context, []string) (plugins.RowReader, error) {
-	return &memRows{v: v}, nil
+func (v *memView) Rows(_ context.Context, columns []string) (plugins.RowReader, error) {
+	return &memRows{v: v, columns: columns}, nil
 }
 
 type memRows struct {
-	v   *memView
-	off int
+	v       *memView
+	off     int
+	columns []string
 }
 
 func (r *memRows) Next() ([]plugins.Row, error) {
 	if r.off >= len(r.v.ids) {
 		return nil, io.EOF
 	}
+	if r.v.onRows != nil {
+		r.v.onRows()
+	}
 	end := min(r.off+plugins.MaxChunk, len(r.v.ids))
 	out := make([]plugins.Row, 0, end-r.off)
 	for i := r.off; i < end; i++ {
-		out = append(out, r.v.row(int64(i)))
+		out = append(out, r.v.row(int64(i), r.columns))
 	}
 	r.off = end
 	return out, nil
@@ -217,7 +244,7 @@ func (c *consortium) member(name string, data memDatasets) *member {
 	reg := registry.New(st, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, p := range []string{"overlap", "match"} {
+	for _, p := range []string{"overlap", "match", "risk-check", "segment-stats"} {
 		if _, err := reg.Install(ctx, filepath.Join(pluginDir, p), nil, false); err != nil {
 			t.Fatalf("install %s: %v", p, err)
 		}

@@ -1,0 +1,168 @@
+package queries_test
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"xnode/node/api"
+	"xnode/plugins"
+)
+
+// riskList is a risk-list view of ids with two label columns.
+func riskList(lo, hi int) *memView {
+	ids := idRange(lo, hi)
+	return &memView{
+		ids:  ids,
+		cols: []plugins.Column{{Name: "risk_level", Type: plugins.ColumnLabel}, {Name: "source", Type: plugins.ColumnLabel}},
+		vals: func(pos int) []plugins.Value {
+			return []plugins.Value{{Text: []string{"low", "medium", "high"}[pos%3]}, {Text: "court"}}
+		},
+	}
+}
+
+func TestRiskCheck(t *testing.T) {
+	c := newConsortium(t)
+	a := c.member("bank-a", memDatasets{"clients": {ids: idRange(0, 100)}})
+	b := c.member("bureau", memDatasets{"risklist": riskList(50, 400), "tinylist": riskList(0, 100)})
+	connect(t, a, b)
+	check := func(t *testing.T) api.Query {
+		got := submit(t, a, api.QueryRequest{Plugin: "risk-check", Dataset: "clients", Peers: []string{"bureau"}, PeerDataset: "risklist"})
+		if got.Status != api.StatusDone {
+			t.Fatalf("risk check = %s %q, want done", got.Status, got.Error)
+		}
+		wantCols := []string{"id", "peer", "risk_level", "source"}
+		if !slices.Equal(got.Result.Columns, wantCols) {
+			t.Fatalf("result columns %v, want %v", got.Result.Columns, wantCols)
+		}
+		if len(got.Result.Rows) != 50 || got.Summary.IntersectionSize != 50 {
+			t.Fatalf("%d hits (size %d), want the 50 shared ids", len(got.Result.Rows), got.Summary.IntersectionSize)
+		}
+		for _, row := range got.Result.Rows {
+			n, err := strconv.Atoi(row[0][len(row[0])-8:])
+			if err != nil || n < 50 || n >= 100 {
+				t.Errorf("hit %v is not one of the shared ids", row)
+				continue
+			}
+			want := []string{"low", "medium", "high"}[(n-50)%3]
+			if row[1] != "bureau" || row[2] != want || row[3] != "court" {
+				t.Errorf("hit %v, want labels %s/court from bureau", row, want)
+			}
+		}
+		return got
+	}
+	t.Run("first check fetches the encoding", func(t *testing.T) { check(t) })
+	t.Run("second check uses the cache", func(t *testing.T) { check(t) })
+	t.Run("evaluation budget", func(t *testing.T) {
+		// The tiny list allows 150 evaluations a day: one check of 100 fits,
+		// the second does not.
+		q := api.QueryRequest{Plugin: "risk-check", Dataset: "clients", Peers: []string{"bureau"}, PeerDataset: "tinylist"}
+		if got := submit(t, a, q); got.Status != api.StatusDone {
+			t.Fatalf("first check against the tiny list = %s %q, want done", got.Status, got.Error)
+		}
+		got := submit(t, a, q)
+		if got.Status != api.StatusFailed || !strings.Contains(got.Error, "budget") {
+			t.Errorf("second check beyond the budget = %s %q, want failed naming the budget", got.Status, got.Error)
+		}
+	})
+}
+
+// accounts is a clients view with region, amount (2 decimals) and overdue
+// days, generated from the position.
+func accounts(lo, hi int) *memView {
+	return &memView{
+		ids: idRange(lo, hi),
+		cols: []plugins.Column{
+			{Name: "region", Type: plugins.ColumnCategory},
+			{Name: "amount", Type: plugins.ColumnDecimal, Scale: 2},
+			{Name: "overdue", Type: plugins.ColumnInteger},
+		},
+		vals: func(pos int) []plugins.Value {
+			n := pos + lo
+			return []plugins.Value{
+				{Text: []string{"north", "south", "east"}[n%3]},
+				{Int: int64(n*37%1000) * 100},
+				{Int: int64(n * 13 % 120)},
+			}
+		},
+	}
+}
+
+// wantStats computes the grouped figures directly from the views.
+func wantStats(views ...*memView) map[string][3]int64 {
+	out := map[string][3]int64{}
+	for _, v := range views {
+		for pos := range v.ids {
+			vals := v.vals(pos)
+			f := out[vals[0].Text]
+			f[0]++
+			f[1] += vals[1].Int
+			if vals[2].Int > 90 {
+				f[2]++
+			}
+			out[vals[0].Text] = f
+		}
+	}
+	return out
+}
+
+func checkStats(t *testing.T, got api.Query, want map[string][3]int64) {
+	t.Helper()
+	if got.Status != api.StatusDone {
+		t.Fatalf("segment stats = %s %q, want done", got.Status, got.Error)
+	}
+	for _, row := range got.Result.Rows {
+		w, ok := want[row[0]]
+		if !ok {
+			if row[1] != "0" && row[0] != "(other)" {
+				t.Errorf("unexpected category row %v", row)
+			}
+			continue
+		}
+		wantRow := []string{row[0], strconv.FormatInt(w[0], 10), fmt.Sprintf("%d.%02d", w[1]/100, w[1]%100), strconv.FormatInt(w[2], 10)}
+		if !slices.Equal(row, wantRow) {
+			t.Errorf("row %v, want %v", row, wantRow)
+		}
+		delete(want, row[0])
+	}
+	if len(want) > 0 {
+		t.Errorf("categories missing from the result: %v", want)
+	}
+}
+
+func TestSegmentStats(t *testing.T) {
+	c := newConsortium(t)
+	av, bv, dv := accounts(0, 300), accounts(1000, 1400), accounts(5000, 5200)
+	a := c.member("bank-a", memDatasets{"clients": av})
+	b := c.member("bank-b", memDatasets{"clients": bv})
+	d := c.member("bank-d", memDatasets{"clients": dv})
+	connect(t, a, b)
+	connect(t, a, d)
+	params := map[string]string{"group": "region", "sum": "amount", "over": "overdue:90", "k": "1"}
+	t.Run("three parties", func(t *testing.T) {
+		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b", "bank-d"}})
+		checkStats(t, got, wantStats(av, bv, dv))
+		if got.Params["categories"] != "east,north,south" {
+			t.Errorf("proposed categories %q, want the querier's own, sorted", got.Params["categories"])
+		}
+	})
+	t.Run("two parties refused", func(t *testing.T) {
+		if _, err := a.svc.Submit(t.Context(), api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b"}}); err == nil {
+			t.Error("a secure sum with two parties was accepted")
+		}
+	})
+	t.Run("a participant drops out", func(t *testing.T) {
+		var cut atomic.Bool
+		dv.onRows = func() {
+			if cut.CompareAndSwap(false, true) {
+				_ = c.mn.DisconnectPeers(c.peers["bank-a"], c.peers["bank-d"])
+			}
+		}
+		defer func() { dv.onRows = nil }()
+		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b", "bank-d"}})
+		checkStats(t, got, wantStats(av, bv))
+	})
+}
