@@ -27,17 +27,127 @@ type Outcome struct {
 type Check struct {
 	Kind    string // the plugin: api.QueryRequest.Plugin
 	Dataset string // the querier's (and the peer's) dataset
+	// PeerDataset is the peers' dataset, if not Dataset.
+	PeerDataset string
+	// Params are the plugin's parameters.
+	Params map[string]string
+	// AllPeers runs one query with every other node (a secure sum needs
+	// three parties); Compare then gets peer "".
+	AllPeers bool
 	// Compare judges a finished query of querier asking peer against the
 	// ground truth. It must not trust the query beyond what it answered.
 	Compare func(q api.Query, t *synth.Truth, querier, peer string) Outcome
 }
 
 // Checks are the queries the demo runs, in order, from the querier to each
-// other node. Risk-check (truth: PairTruth.RiskHits) and segment-stats
-// (truth: Truth.Regions) join this list when the node has them.
+// other node (or, for AllPeers, to all of them at once).
 var Checks = []Check{
 	{Kind: api.KindOverlap, Dataset: DatasetClients, Compare: CompareOverlap},
 	{Kind: api.KindMatch, Dataset: DatasetClients, Compare: CompareMatch},
+	{Kind: "risk-check", Dataset: DatasetClients, PeerDataset: DatasetRiskList, Compare: CompareRiskCheck},
+	{Kind: "segment-stats", Dataset: DatasetClients, AllPeers: true, Compare: CompareSegmentStats,
+		Params: map[string]string{"group": "region", "sum": "amount", "over": "overdue_days:90", "k": "1"}},
+}
+
+// ExpectedRows is how many rows a demo of checks over n nodes reports.
+func ExpectedRows(checks []Check, n int) int {
+	rows := 0
+	for _, c := range checks {
+		if c.AllPeers {
+			rows++
+		} else {
+			rows += n - 1
+		}
+	}
+	return rows
+}
+
+// CompareRiskCheck judges a risk check: the rows for peer must be exactly
+// the querier's clients on the peer's risk list, each with the peer's
+// labels.
+func CompareRiskCheck(q api.Query, t *synth.Truth, querier, peer string) Outcome {
+	pt, err := t.Pair(querier, peer)
+	if err != nil {
+		return Outcome{Answer: "-", Want: "-", Detail: err.Error()}
+	}
+	out := Outcome{Answer: "-", Want: fmt.Sprintf("%d hits", len(pt.RiskHits))}
+	if bad := notDone(q); bad != "" {
+		out.Detail = bad
+		return out
+	}
+	if q.Result == nil {
+		out.Detail = "the query has no result table"
+		return out
+	}
+	col := func(name string) int { return slices.Index(q.Result.Columns, name) }
+	idc, pc, lc, dc, sc := col("id"), col("peer"), col("risk_level"), col("listed_date"), col("source")
+	if min(idc, pc, lc, dc, sc) < 0 {
+		out.Detail = fmt.Sprintf("the result columns %v lack id, peer or a label", q.Result.Columns)
+		return out
+	}
+	want := map[string]synth.RiskEntry{}
+	for _, e := range pt.RiskHits {
+		want[e.ID] = e
+	}
+	var problems []string
+	n := 0
+	for _, row := range q.Result.Rows {
+		if row[pc] != peer {
+			continue
+		}
+		n++
+		id, err := synth.CanonicalID(row[idc])
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("returned %q, not a resident ID", row[idc]))
+			continue
+		}
+		e, ok := want[id]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s is not on %s's list", id, peer))
+			continue
+		}
+		if row[lc] != e.Level || row[dc] != e.ListedDate || row[sc] != e.Source {
+			problems = append(problems, fmt.Sprintf("%s labelled %s/%s/%s, want %s/%s/%s", id, row[lc], row[dc], row[sc], e.Level, e.ListedDate, e.Source))
+		}
+		delete(want, id)
+	}
+	if len(want) > 0 {
+		problems = append(problems, fmt.Sprintf("%d hits missing", len(want)))
+	}
+	out.Answer = fmt.Sprintf("%d hits", n)
+	out.OK = len(problems) == 0
+	out.Detail = strings.Join(problems, "; ")
+	return out
+}
+
+// CompareSegmentStats judges a consortium-wide grouped sum: one row per
+// region with the count of clients, the sum of amounts and the count
+// overdue beyond 90 days, over every node's clients.
+func CompareSegmentStats(q api.Query, t *synth.Truth, _, _ string) Outcome {
+	out := Outcome{Answer: "-", Want: fmt.Sprintf("%d regions", len(t.Regions))}
+	if bad := notDone(q); bad != "" {
+		out.Detail = bad
+		return out
+	}
+	if q.Result == nil || !slices.Equal(q.Result.Columns, []string{"group", "count", "sum", "over"}) {
+		out.Detail = "the result is not a group/count/sum/over table"
+		return out
+	}
+	got := map[string][]string{}
+	for _, row := range q.Result.Rows {
+		got[row[0]] = row
+	}
+	var problems []string
+	for _, r := range t.Regions {
+		want := []string{r.Region, strconv.Itoa(r.Clients), r.AmountSum.String(), strconv.Itoa(r.OverdueOver90)}
+		if row := got[r.Region]; !slices.Equal(row, want) {
+			problems = append(problems, fmt.Sprintf("%s: got %v, want %v", r.Region, row, want))
+		}
+	}
+	out.Answer = fmt.Sprintf("%d regions", len(q.Result.Rows))
+	out.OK = len(problems) == 0
+	out.Detail = strings.Join(problems, "; ")
+	return out
 }
 
 // CompareOverlap judges an overlap query: the cardinality for peer must be
@@ -238,16 +348,28 @@ func Demo(ctx context.Context, o DemoOptions) (*Report, error) {
 	}
 	t0 := time.Now()
 	rep := &Report{}
+	var others []string
+	for _, n := range o.Truth.Nodes {
+		if n != querier {
+			others = append(others, n)
+		}
+	}
 	for _, c := range checks {
-		for _, peer := range o.Truth.Nodes {
-			if peer == querier {
-				continue
+		targets := others
+		if c.AllPeers {
+			targets = []string{""}
+		}
+		for _, peer := range targets {
+			peers := []string{peer}
+			label := peer
+			if peer == "" {
+				peers, label = others, "all"
 			}
 			if o.Logf != nil {
-				o.Logf("running %s %s→%s", c.Kind, querier, peer)
+				o.Logf("running %s %s→%s", c.Kind, querier, label)
 			}
 			start := time.Now()
-			q, err := o.Run(ctx, querier, api.QueryRequest{Plugin: c.Kind, Dataset: c.Dataset, Peers: []string{peer}})
+			q, err := o.Run(ctx, querier, api.QueryRequest{Plugin: c.Kind, Dataset: c.Dataset, PeerDataset: c.PeerDataset, Params: c.Params, Peers: peers})
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
@@ -258,7 +380,7 @@ func Demo(ctx context.Context, o DemoOptions) (*Report, error) {
 				out = c.Compare(q, o.Truth, querier, peer)
 			}
 			rep.Rows = append(rep.Rows, Row{
-				Kind: c.Kind, Querier: querier, Peer: peer, QueryID: q.ID,
+				Kind: c.Kind, Querier: querier, Peer: label, QueryID: q.ID,
 				Answer: out.Answer, Want: out.Want, OK: out.OK, Detail: out.Detail,
 				Elapsed: time.Since(start),
 			})

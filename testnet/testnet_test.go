@@ -152,6 +152,49 @@ func matchQuery(peer string, ids []string) api.Query {
 	return q
 }
 
+func riskQuery(peer string, hits []synth.RiskEntry) api.Query {
+	q := api.Query{Status: api.StatusDone, Result: &api.ResultTable{Columns: []string{"id", "peer", "risk_level", "listed_date", "source"}, Rows: [][]string{}}}
+	for _, e := range hits {
+		q.Result.Rows = append(q.Result.Rows, []string{e.ID, peer, e.Level, e.ListedDate, e.Source})
+	}
+	return q
+}
+
+func statsQuery(regions []synth.RegionTruth) api.Query {
+	q := api.Query{Status: api.StatusDone, Result: &api.ResultTable{Columns: []string{"group", "count", "sum", "over"}, Rows: [][]string{}}}
+	for _, r := range regions {
+		q.Result.Rows = append(q.Result.Rows, []string{r.Region, strconv.Itoa(r.Clients), r.AmountSum.String(), strconv.Itoa(r.OverdueOver90)})
+	}
+	return q
+}
+
+func TestCompareRiskAndStats(t *testing.T) {
+	tr := truth(t, 3)
+	pt, err := tr.Pair("node1", "node2")
+	if err != nil || len(pt.RiskHits) == 0 {
+		t.Fatalf("the sample truth has no risk hits for node1→node2 (%v); the test would prove nothing", err)
+	}
+	if out := testnet.CompareRiskCheck(riskQuery("node2", pt.RiskHits), tr, "node1", "node2"); !out.OK {
+		t.Errorf("CompareRiskCheck(right) = %+v", out)
+	}
+	wrongLevel := riskQuery("node2", pt.RiskHits)
+	wrongLevel.Result.Rows[0][2] = "none"
+	missing := riskQuery("node2", pt.RiskHits[1:])
+	for name, q := range map[string]api.Query{"wrong level": wrongLevel, "missing hit": missing} {
+		if out := testnet.CompareRiskCheck(q, tr, "node1", "node2"); out.OK || out.Detail == "" {
+			t.Errorf("CompareRiskCheck(%s) = %+v, want not OK with a reason", name, out)
+		}
+	}
+	if out := testnet.CompareSegmentStats(statsQuery(tr.Regions), tr, "node1", ""); !out.OK {
+		t.Errorf("CompareSegmentStats(right) = %+v", out)
+	}
+	off := statsQuery(tr.Regions)
+	off.Result.Rows[0][1] += "1"
+	if out := testnet.CompareSegmentStats(off, tr, "node1", ""); out.OK {
+		t.Errorf("CompareSegmentStats(a wrong count) = %+v, want not OK", out)
+	}
+}
+
 func TestCompareOverlap(t *testing.T) {
 	tr := truth(t, 3)
 	pt, err := tr.Pair("node1", "node2")
@@ -252,19 +295,26 @@ func TestCompareMatch(t *testing.T) {
 // node would; corrupt, if set, changes the answer for one query.
 func truthfulRun(tr *synth.Truth, corrupt func(req api.QueryRequest, q *api.Query)) testnet.QueryFunc {
 	return func(_ context.Context, querier string, req api.QueryRequest) (api.Query, error) {
+		req.Kind = req.Plugin
 		peer := req.Peers[0]
-		pt, err := tr.Pair(querier, peer)
-		if err != nil {
-			return api.Query{}, err
-		}
 		var q api.Query
-		switch req.Kind {
-		case api.KindOverlap:
-			q = overlapQuery(peer, pt.Overlap)
-		case api.KindMatch:
-			q = matchQuery(peer, pt.Intersection)
-		default:
-			return api.Query{}, errors.New("unknown kind " + req.Kind)
+		if req.Kind == "segment-stats" {
+			q = statsQuery(tr.Regions)
+		} else {
+			pt, err := tr.Pair(querier, peer)
+			if err != nil {
+				return api.Query{}, err
+			}
+			switch req.Kind {
+			case api.KindOverlap:
+				q = overlapQuery(peer, pt.Overlap)
+			case api.KindMatch:
+				q = matchQuery(peer, pt.Intersection)
+			case "risk-check":
+				q = riskQuery(peer, pt.RiskHits)
+			default:
+				return api.Query{}, errors.New("unknown plugin " + req.Kind)
+			}
 		}
 		q.ID, q.Kind = "q-"+req.Kind+"-"+peer, req.Kind
 		if corrupt != nil {
@@ -282,14 +332,14 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Demo: %v", err)
 	}
-	if want := len(testnet.Checks) * 2; len(rep.Rows) != want {
+	if want := testnet.ExpectedRows(testnet.Checks, 3); len(rep.Rows) != want {
 		t.Fatalf("Demo ran %d queries, want %d (every check from node1 to node2 and node3)", len(rep.Rows), want)
 	}
 	if !rep.OK() {
 		t.Fatalf("Demo with right answers is not OK: %+v", rep.Failed())
 	}
 	for _, row := range rep.Rows {
-		if row.Querier != "node1" || row.Peer == "node1" {
+		if row.Querier != "node1" || row.Peer == "node1" || row.Peer == "" {
 			t.Errorf("row %+v: want node1 asking another node", row)
 		}
 	}
