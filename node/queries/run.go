@@ -25,6 +25,18 @@ func (s *Service) runQuerier(r record, items *itemSet) {
 	defer s.untrack(id)
 	s.auditf(audit.KindRun, id, audit.ActorLocal, map[string]any{"role": roleQuerier, "peers": r.Peers})
 	res, err := s.execute(r, items)
+	// The audit entry comes first: once the record says done, its audit
+	// trail is complete.
+	if err != nil {
+		s.log.Info("query failed", "query", id, "err", err)
+		s.auditf(audit.KindFailure, id, audit.ActorLocal, map[string]any{"role": roleQuerier, "error": err.Error()})
+	} else {
+		s.auditf(audit.KindResult, id, audit.ActorLocal, map[string]any{
+			"role": roleQuerier, "revealed_to": s.cfg.Name, "revealed": res.summary.Revealed,
+			"per_peer": res.summary.PerPeer, "peer_sizes": res.summary.PeerSizes,
+			"result_digest": res.commit.Digest, "result_rows": res.commit.Rows,
+		})
+	}
 	final, uerr := s.update(id, func(rec *record) error {
 		rec.Finished = s.now()
 		if err != nil {
@@ -42,17 +54,9 @@ func (s *Service) runQuerier(r record, items *itemSet) {
 		s.log.Error("failed to save a query's outcome", "query", id, "err", uerr)
 		return
 	}
-	if err != nil {
-		s.log.Info("query failed", "query", id, "err", err)
-		s.auditf(audit.KindFailure, id, audit.ActorLocal, map[string]any{"role": roleQuerier, "error": err.Error()})
-		return
+	if err == nil {
+		s.log.Info("query done", "query", id, "plugin", final.Kind, "intersection_size", final.Summary.IntersectionSize)
 	}
-	s.log.Info("query done", "query", id, "plugin", final.Kind, "intersection_size", final.Summary.IntersectionSize)
-	s.auditf(audit.KindResult, id, audit.ActorLocal, map[string]any{
-		"role": roleQuerier, "revealed_to": s.cfg.Name, "revealed": final.Summary.Revealed,
-		"per_peer": final.Summary.PerPeer, "peer_sizes": final.Summary.PeerSizes,
-		"result_digest": res.commit.Digest, "result_rows": res.commit.Rows,
-	})
 }
 
 type outcome struct {
@@ -279,7 +283,16 @@ func (s *Service) handleRun(ctx context.Context, remote *membership.Cert, c prot
 	s.auditf(audit.KindRun, r.ID, remote.PeerID.String(), map[string]any{"role": roleResponder, "querier": remote.Name})
 	defer s.untrack(r.ID)
 	res, runErr := s.serveRun(ctx, remote, c, r)
-	final, uerr := s.update(r.ID, func(rec *record) error {
+	if runErr != nil {
+		s.auditf(audit.KindFailure, r.ID, remote.PeerID.String(), map[string]any{"role": roleResponder, "error": runErr.Error()})
+	} else {
+		s.auditf(audit.KindResult, r.ID, remote.PeerID.String(), map[string]any{
+			"role": roleResponder, "revealed_to": remote.Name, "revealed": r.Summary.Revealed,
+			"dataset": r.Dataset, "dataset_version": r.DatasetVersion, "own_size": res.ownSize,
+			"querier_set_size": res.PeerSize,
+		})
+	}
+	_, uerr := s.update(r.ID, func(rec *record) error {
 		rec.Finished = s.now()
 		if runErr != nil {
 			rec.Status, rec.Error = api.StatusFailed, fmt.Sprintf("the session with %s broke off: %v", remote.Name, runErr)
@@ -293,16 +306,7 @@ func (s *Service) handleRun(ctx context.Context, remote *membership.Cert, c prot
 	if uerr != nil {
 		s.log.Error("failed to save a query's outcome", "query", r.ID, "err", uerr)
 	}
-	if runErr != nil {
-		s.auditf(audit.KindFailure, r.ID, remote.PeerID.String(), map[string]any{"role": roleResponder, "error": runErr.Error()})
-		return runErr
-	}
-	s.auditf(audit.KindResult, r.ID, remote.PeerID.String(), map[string]any{
-		"role": roleResponder, "revealed_to": remote.Name, "revealed": final.Summary.Revealed,
-		"dataset": final.Dataset, "dataset_version": final.DatasetVersion, "own_size": res.ownSize,
-		"querier_set_size": res.PeerSize,
-	})
-	return nil
+	return runErr
 }
 
 type served struct {
