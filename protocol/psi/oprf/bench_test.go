@@ -2,17 +2,26 @@ package oprf_test
 
 import (
 	"crypto/rand"
-
-	"github.com/cloudflare/circl/group"
 	"math"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/cloudflare/circl/group"
 
 	"xnode/protocol/psi/oprf"
 )
 
-const benchList = 100_000
+// benchList is the responder's list size in the benchmarks: 100k, or
+// $XNODE_OPRF_BENCH_ITEMS (e.g. 1000000 for docs/BENCHMARKS.md).
+var benchList = func() int {
+	if n, err := strconv.Atoi(os.Getenv("XNODE_OPRF_BENCH_ITEMS")); err == nil && n > 10_000 {
+		return n
+	}
+	return 100_000
+}()
 
 var (
 	benchOnce sync.Once
