@@ -208,7 +208,8 @@ func Open(ctx context.Context, o Options) (_ *Node, err error) {
 		Identity: id, Registry: n.plugs, Policy: n.policy, Audit: n.audit,
 		Limiter: policy.NewLimiter(n.st, n.policy.Current().Location()),
 		Logger:  log.With("svc", "queries"), Suite: cfg.PSI.Suite,
-		Timeout: time.Duration(cfg.PSI.TimeoutSeconds) * time.Second,
+		Timeout:  time.Duration(cfg.PSI.TimeoutSeconds) * time.Second,
+		EpochTTL: time.Duration(cfg.PSI.OPRFEpochDays) * 24 * time.Hour,
 	})
 	if err != nil {
 		return nil, err

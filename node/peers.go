@@ -13,6 +13,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"xnode/node/api"
+	"xnode/node/audit"
 	"xnode/node/config"
 	"xnode/node/membership"
 )
@@ -115,6 +116,11 @@ func (n *Node) watchRevocations() {
 			continue
 		}
 		n.log.Info("revocation list loaded", "version", rl.Version, "revoked", len(rl.Revoked))
+		revoked := make([]string, 0, len(rl.Revoked))
+		for _, r := range rl.Revoked {
+			revoked = append(revoked, r.PeerID.String())
+		}
+		n.auditf(audit.KindMembership, "", audit.ActorLocal, map[string]any{"event": "revocations-loaded", "version": rl.Version, "revoked": revoked})
 	}
 }
 

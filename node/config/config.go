@@ -73,6 +73,10 @@ type PSI struct {
 	Suite string `toml:"suite"`
 	// TimeoutSeconds bounds one protocol session with one peer.
 	TimeoutSeconds int `toml:"timeout_seconds"`
+	// OPRFEpochDays is how long this node keeps one labeled-PSI key epoch
+	// per risk list before it rotates the key (old encodings are then
+	// refused); 0 means the default of 30 days.
+	OPRFEpochDays int `toml:"oprf_epoch_days"`
 }
 
 // Default returns the settings of a fresh node called name.
@@ -113,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PSI.TimeoutSeconds < 0 {
 		problems = append(problems, "psi.timeout_seconds is negative")
+	}
+	if c.PSI.OPRFEpochDays < 0 {
+		problems = append(problems, "psi.oprf_epoch_days is negative")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid %s: %s", FileName, strings.Join(problems, "; "))
