@@ -13,12 +13,19 @@
 //	  p2p/           the libp2p host: membership-gated connections, framed streams
 //	  store/         the one package that opens bbolt
 //	  datasets/      CSV/JSONL import, identifier normalisers, immutable versions
-//	  queries/       joint queries: the querier's and responder's side of each session
+//	  queries/       the query lifecycle: signed proposals, approvals, protocol runs
+//	  policy/        policy.toml: who may run which plugin on which dataset; daily budgets
+//	  audit/         the hash-chained, signed audit log
+//	  registry/      installed query plugins, pinned by SHA-256
 //	  api/           the local HTTP API (server, typed client, OpenAPI)
+//	plugins/         the query-plugin contract (Go interface over go-plugin gRPC),
+//	                 the built-ins, the conformance suite, a Node.js example
 //	protocol/        privacy protocols as sans-I/O state machines (protocol.Machine)
 //	  psi/ecdh/      two-party ECDH-PSI: intersection, intersection-both, cardinality
+//	  psi/oprf/      unbalanced labeled PSI over an RFC 9497 VOPRF (risk lists)
+//	  secagg/        secure aggregation with dropouts (Bonawitz et al. 2017)
 //	  memconn/       an in-memory protocol.Conn pair for tests and benchmarks
-//	crypto/          suites over circl: hash-to-group, keys, element validation
+//	crypto/          suites: x25519-elligator2 (default), ristretto255, P-256; validation
 //	testnet/         a local consortium with synthetic data and ground truth
 //	scripts/         code generation and side-by-side benchmarks
 //
