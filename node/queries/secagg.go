@@ -113,6 +113,7 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	events := make(chan event, 64)
 	conns := map[secagg.ClientID]p2p.StreamConn{}
+	dead := map[secagg.ClientID]bool{}
 	names := map[secagg.ClientID]string{}
 	var (
 		closers []func()
@@ -133,6 +134,7 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 		conn, err := s.openSession(ctx, q.r.ID, q.r.PeerIDs[name], SecAggProtocol, membership.RoleSecAgg)
 		if err != nil {
 			s.log.Info("participant unavailable for the secure sum", "query", q.r.ID, "peer", name, "err", err)
+			dead[id] = true
 			more, derr := server.Drop(id)
 			if derr != nil {
 				return out, derr
@@ -206,6 +208,19 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 		if r := server.Round(); r != round {
 			round = r
 			deadline.Reset(roundTimeout)
+			// Clients whose streams ended earlier cannot answer this round.
+			for _, id := range server.Waiting() {
+				if dead[id] {
+					more, err := server.Drop(id)
+					if err != nil {
+						return out, err
+					}
+					pending = append(pending, more...)
+				}
+			}
+			if len(pending) > 0 {
+				continue
+			}
 		}
 		select {
 		case ev := <-events:
@@ -214,9 +229,15 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 			}
 			var more []secagg.Outgoing
 			if ev.err != nil {
-				s.log.Info("participant left the secure sum", "query", q.r.ID, "peer", names[ev.from], "round", server.Round(), "err", ev.err)
+				// A stream that ends is dropped only when the server waits
+				// for it: a client that has sent its last message closes
+				// its stream normally, and its answers must stand.
 				delete(conns, ev.from)
-				more, err = server.Drop(ev.from)
+				dead[ev.from] = true
+				if slices.Contains(server.Waiting(), ev.from) {
+					s.log.Info("participant left the secure sum", "query", q.r.ID, "peer", names[ev.from], "round", server.Round(), "err", ev.err)
+					more, err = server.Drop(ev.from)
+				}
 			} else {
 				more, err = server.Deliver(ev.from, ev.msg)
 				if err != nil {
