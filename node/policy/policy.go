@@ -67,6 +67,9 @@ const (
 	ApprovalManual = "manual"
 )
 
+// MinParties is the fewest parties any secure aggregation runs with.
+const MinParties = 3
+
 // ErrInvalid is wrapped by every error about the content of a policy file.
 var ErrInvalid = errors.New("invalid policy")
 
@@ -88,6 +91,10 @@ type Rule struct {
 	Approval string `toml:"approval"`
 	// MinSetSize refuses a query whose querier set is smaller. Required.
 	MinSetSize *int `toml:"min_set_size"`
+	// MinParties refuses a secure aggregation with fewer parties, the
+	// querier included (default and least: 3, since with two parties a sum
+	// reveals the other's input). It does not apply to PSI.
+	MinParties int `toml:"min_parties"`
 	// MaxQueriesPerPeerPerDay caps queries per peer per calendar day; 0 or
 	// absent: no cap.
 	MaxQueriesPerPeerPerDay int `toml:"max_queries_per_peer_per_day"`
@@ -140,7 +147,10 @@ type Request struct {
 	Peer    Peer
 	// QuerierSetSize is how many items the querier brings; 0 if unknown.
 	QuerierSetSize int
-	Now            time.Time
+	// Parties is the number of parties of a secure aggregation, the
+	// querier included; 0 for other protocols.
+	Parties int
+	Now     time.Time
 }
 
 // Decision is the outcome of Evaluate.
@@ -278,6 +288,10 @@ func (p *Policy) validate() error {
 			add("%s: min_set_size is missing (set it to 1 to accept any size)", where)
 		case *r.MinSetSize < 1:
 			add("%s: min_set_size must be at least 1", where)
+		}
+		switch {
+		case r.MinParties != 0 && r.MinParties < 3:
+			add("%s: min_parties must be at least 3 (with two parties a sum reveals the other's input)", where)
 		}
 		if r.MaxQueriesPerPeerPerDay < 0 {
 			add("%s: max_queries_per_peer_per_day is negative", where)
@@ -421,6 +435,8 @@ func (r *Rule) decide(req Request) Decision {
 		return deny("rule %q needs a querier set of at least %d items, and the query does not say how many it has", r.Name, *r.MinSetSize)
 	case req.QuerierSetSize > 0 && req.QuerierSetSize < *r.MinSetSize:
 		return deny("the querier's set has %d items; rule %q needs at least %d", req.QuerierSetSize, r.Name, *r.MinSetSize)
+	case req.Parties > 0 && req.Parties < max(r.MinParties, MinParties):
+		return deny("the secure sum has %d parties; rule %q needs at least %d", req.Parties, r.Name, max(r.MinParties, MinParties))
 	}
 	if r.Approval == ApprovalAuto {
 		d.Verdict = Allow

@@ -235,3 +235,34 @@ func TestExampleParses(t *testing.T) {
 		t.Errorf("example risk-check after expiry = %+v, want deny by risk-check-members", d)
 	}
 }
+
+func TestMinParties(t *testing.T) {
+	p, err := policy.Parse([]byte(`
+version = 1
+
+[[rule]]
+name = "sums"
+plugin = "segment-stats"
+datasets = ["clients"]
+peers = ["*"]
+approval = "auto"
+min_set_size = 1
+min_parties = 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := policy.Request{Plugin: "segment-stats", Dataset: "clients", Peer: policy.Peer{Name: "b", ID: "12D3KooWB"}, QuerierSetSize: 10, Now: time.Now()}
+	for _, tc := range []struct {
+		parties int
+		want    policy.Verdict
+	}{{0, policy.Allow}, {4, policy.Deny}, {5, policy.Allow}} {
+		req.Parties = tc.parties
+		if d := p.Evaluate(req); d.Verdict != tc.want || (tc.want == policy.Deny && !strings.Contains(d.Reason, "5")) {
+			t.Errorf("Evaluate with %d parties = %+v, want %s", tc.parties, d, tc.want)
+		}
+	}
+	if _, err := policy.Parse([]byte("version = 1\n[[rule]]\nname = \"x\"\nplugin = \"*\"\ndatasets = [\"*\"]\npeers = [\"*\"]\nmin_set_size = 1\nmin_parties = 2\n")); err == nil {
+		t.Error("min_parties = 2 was accepted")
+	}
+}

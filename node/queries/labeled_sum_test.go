@@ -136,9 +136,9 @@ func checkStats(t *testing.T, got api.Query, want map[string][3]int64) {
 func TestSegmentStats(t *testing.T) {
 	c := newConsortium(t)
 	av, bv, dv := accounts(0, 300), accounts(1000, 1400), accounts(5000, 5200)
-	a := c.member("bank-a", memDatasets{"clients": av})
-	b := c.member("bank-b", memDatasets{"clients": bv})
-	d := c.member("bank-d", memDatasets{"clients": dv})
+	a := c.member("bank-a", memDatasets{"clients": av, "quad": av})
+	b := c.member("bank-b", memDatasets{"clients": bv, "quad": bv})
+	d := c.member("bank-d", memDatasets{"clients": dv, "quad": dv})
 	connect(t, a, b)
 	connect(t, a, d)
 	params := map[string]string{"group": "region", "sum": "amount", "over": "overdue:90", "k": "1"}
@@ -152,6 +152,12 @@ func TestSegmentStats(t *testing.T) {
 	t.Run("two parties refused", func(t *testing.T) {
 		if _, err := a.svc.Submit(t.Context(), api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b"}}); err == nil {
 			t.Error("a secure sum with two parties was accepted")
+		}
+	})
+	t.Run("policy wants more parties", func(t *testing.T) {
+		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "quad", Peers: []string{"bank-b", "bank-d"}})
+		if got.Status != api.StatusDenied || !strings.Contains(got.Error, "four-party-sums") {
+			t.Errorf("a 3-party sum under min_parties = 4 = %s %q, want denied naming the rule", got.Status, got.Error)
 		}
 	})
 	t.Run("a participant drops out", func(t *testing.T) {

@@ -67,6 +67,15 @@ min_set_size = 5
 evaluation_budget_per_peer_per_day = 150
 
 [[rule]]
+name = "four-party-sums"
+plugin = "segment-stats"
+datasets = ["quad"]
+peers = ["*"]
+approval = "auto"
+min_set_size = 1
+min_parties = 4
+
+[[rule]]
 name = "members-auto"
 plugin = "*"
 datasets = ["clients", "risklist"]

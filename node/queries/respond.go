@@ -156,7 +156,7 @@ func (s *Service) onProposal(remote *membership.Cert, sp *pb.SignedProposal) *pb
 	d := s.cfg.Policy.Evaluate(policy.Request{
 		Plugin: p.PluginName, PluginDigest: p.PluginDigest, Dataset: p.Dataset,
 		Peer:           policy.Peer{Name: remote.Name, ID: remote.PeerID.String()},
-		QuerierSetSize: int(p.QuerierSetSize), Now: now,
+		QuerierSetSize: int(p.QuerierSetSize), Now: now, Parties: parties(p),
 	})
 	if d.Verdict == policy.Deny {
 		return decide(api.StatusDenied, d.Rule, d.Reason)
@@ -169,6 +169,15 @@ func (s *Service) onProposal(remote *membership.Cert, sp *pb.SignedProposal) *pb
 		return decide(api.StatusAwaitingApproval, d.Rule, "waiting for this node's operator (`xnode query approve "+r.ID+"`)")
 	}
 	return decide(api.StatusApproved, d.Rule, d.Reason)
+}
+
+// parties is the number of parties of a secure aggregation, the querier
+// included, or 0 for other protocols.
+func parties(p *pb.Proposal) int {
+	if plugins.Protocol(p.Protocol) != plugins.Sum {
+		return 0
+	}
+	return len(p.PeerIds) + 1
 }
 
 func protoBytes(m proto.Message) []byte {
