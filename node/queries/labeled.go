@@ -3,6 +3,7 @@ package queries
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -115,16 +116,29 @@ func (s *Service) publish(ctx context.Context, p participantRun) (*published, er
 	if cur != nil && cur.datasetVersion == p.r.DatasetVersion && s.now().Sub(cur.created) < s.epochTTL() {
 		return cur, nil
 	}
+	ep, created, err := s.loadEpoch(p.r.Dataset, len(p.items.pos))
+	if err != nil {
+		return nil, err
+	}
+	prefix := storeKey("published", key)
+	meta := fmt.Sprintf("%d/%d", p.r.DatasetVersion, ep.ID())
+	if cur == nil {
+		// After a restart: the encoding of this very dataset version and
+		// epoch may be in the store already.
+		if set, m, ok, err := s.loadSet(prefix); err == nil && ok && string(m) == meta {
+			if enc, isEnc := set.(*oprf.Encoding); isEnc && enc.Commitment() == ep.Commitment() {
+				pub := &published{epoch: ep, created: created, datasetVersion: p.r.DatasetVersion, enc: enc, mem: enc.Membership()}
+				s.oprf.lists[key] = pub
+				return pub, nil
+			}
+		}
+	}
 	items, err := labeledItems(ctx, p.view, p.items)
 	if err != nil {
 		return nil, err
 	}
-	ep, created, err := s.loadEpoch(p.r.Dataset, len(items))
-	if err != nil {
-		return nil, err
-	}
 	next := &published{epoch: ep, created: created, datasetVersion: p.r.DatasetVersion, items: items}
-	if cur != nil && cur.epoch.Commitment() == ep.Commitment() {
+	if cur != nil && cur.items != nil && cur.epoch.Commitment() == ep.Commitment() {
 		var ch oprf.Changes
 		for k, v := range items {
 			if old, ok := cur.items[k]; !ok || old != v {
@@ -157,6 +171,9 @@ func (s *Service) publish(ctx context.Context, p participantRun) (*published, er
 	}
 	next.mem = next.enc.Membership()
 	s.oprf.lists[key] = next
+	if err := s.saveSet(prefix, next.enc, []byte(meta)); err != nil {
+		s.log.Warn("failed to keep the risk-list encoding", "dataset", p.r.Dataset, "err", err)
+	}
 	return next, nil
 }
 
@@ -246,6 +263,13 @@ func (s *Service) runLabeled(ctx context.Context, q querySession) (protocolOutpu
 		s.oprf.mu.Lock()
 		cached := s.oprf.cache[cacheKey]
 		s.oprf.mu.Unlock()
+		if cached == nil {
+			if set, _, ok, err := s.loadSet(storeKey("cache", cacheKey)); err != nil {
+				s.log.Warn("ignoring an unreadable cached encoding", "peer", name, "err", err)
+			} else if ok {
+				cached = set
+			}
+		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		conn, err := s.openSession(sctx, q.r.ID, peerID, OPRFProtocol, membership.RoleRiskList)
 		if err != nil {
@@ -275,6 +299,11 @@ func (s *Service) runLabeled(ctx context.Context, q querySession) (protocolOutpu
 		s.oprf.mu.Lock()
 		s.oprf.cache[cacheKey] = res.Set
 		s.oprf.mu.Unlock()
+		if res.Sync != oprf.SyncCurrent || cached == nil {
+			if err := s.saveSet(storeKey("cache", cacheKey), res.Set, []byte(peerID)); err != nil {
+				s.log.Warn("failed to keep the encoding for the next session", "peer", name, "err", err)
+			}
+		}
 		com := res.Commitment
 		s.auditf(audit.Kind("oprf-evaluations"), q.r.ID, peerID, map[string]any{
 			"peer": name, "evaluated": res.Evaluated, "epoch": com.Epoch,
@@ -329,4 +358,69 @@ func beUint64(b []byte) uint64 {
 		v = v<<8 | uint64(x)
 	}
 	return v
+}
+
+// storedChunk is the largest chunk of an encoding kept under one key.
+const storedChunk = 1 << 20
+
+func storeKey(kind, name string) string {
+	h := sha256.Sum256([]byte(name))
+	return kind + "/" + hex.EncodeToString(h[:16]) + "/"
+}
+
+// saveSet keeps an encoding in the store under prefix, replacing what was
+// there, so a restarted node neither refetches (querier) nor re-evaluates
+// (responder) an unchanged list.
+func (s *Service) saveSet(prefix string, set oprf.Set, meta []byte) error {
+	chunks, err := set.Chunks(storedChunk)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Store.Update(func(tx *store.Tx) error {
+		var old [][]byte
+		if err := tx.ForEachPrefix(store.OPRF, []byte(prefix), func(k, _ []byte) error {
+			old = append(old, append([]byte(nil), k...))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := tx.Delete(store.OPRF, k); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put(store.OPRF, []byte(prefix+"meta"), meta); err != nil {
+			return err
+		}
+		for i, c := range chunks {
+			if err := tx.Put(store.OPRF, append([]byte(prefix+"chunk/"), putBE(uint64(i))...), c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// loadSet reads what saveSet kept; ok is false if nothing is stored.
+func (s *Service) loadSet(prefix string) (set oprf.Set, meta []byte, ok bool, err error) {
+	var chunks [][]byte
+	err = s.cfg.Store.View(func(tx *store.Tx) error {
+		if m, err := tx.Get(store.OPRF, []byte(prefix+"meta")); err == nil {
+			meta = m
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return tx.ForEachPrefix(store.OPRF, []byte(prefix+"chunk/"), func(_, v []byte) error {
+			chunks = append(chunks, append([]byte(nil), v...))
+			return nil
+		})
+	})
+	if err != nil || len(chunks) == 0 || meta == nil {
+		return nil, nil, false, err
+	}
+	set, err = oprf.DecodeSet(chunks, oprf.DefaultMaxItems)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return set, meta, true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"xnode/node/api"
+	"xnode/node/audit"
 	"xnode/plugins"
 )
 
@@ -171,4 +172,46 @@ func TestSegmentStats(t *testing.T) {
 		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b", "bank-d"}})
 		checkStats(t, got, wantStats(av, bv))
 	})
+}
+
+// TestRiskCheckAfterRestart restarts both services on their stores: the
+// querier's cached encoding and the responder's published one come back
+// from bbolt, and the answer is the same.
+func TestRiskCheckAfterRestart(t *testing.T) {
+	c := newConsortium(t)
+	a := c.member("bank-a", memDatasets{"clients": {ids: idRange(0, 100)}})
+	b := c.member("bureau", memDatasets{"risklist": riskList(50, 400)})
+	connect(t, a, b)
+	q := api.QueryRequest{Plugin: "risk-check", Dataset: "clients", Peers: []string{"bureau"}, PeerDataset: "risklist"}
+	first := submit(t, a, q)
+	if first.Status != api.StatusDone || len(first.Result.Rows) != 50 {
+		t.Fatalf("first check = %s %q with %d rows", first.Status, first.Error, len(first.Result.Rows))
+	}
+	var stored int
+	for _, m := range []*member{a, b} {
+		if err := m.st.ForEachPrefix("oprf", nil, func(k, _ []byte) error {
+			if strings.Contains(string(k), "/chunk/") {
+				stored++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stored < 2 {
+		t.Fatalf("%d encoding chunks in the two stores, want the querier's cache and the responder's encoding", stored)
+	}
+	a2, b2 := a.restart(t), b.restart(t)
+	connect(t, a2, b2)
+	second := submit(t, a2, q)
+	if second.Status != api.StatusDone || len(second.Result.Rows) != 50 {
+		t.Fatalf("check after the restart = %s %q with %d rows, want the same 50 hits", second.Status, second.Error, len(second.Result.Rows))
+	}
+	entries, err := a2.audit.List(t.Context(), audit.Filter{QueryID: second.ID, Kind: "oprf-evaluations"})
+	if err != nil || len(entries) != 1 || !strings.Contains(string(entries[0].Details), `"sync":"`) {
+		t.Fatalf("audit of the second check: %v, %v", entries, err)
+	}
+	if strings.Contains(string(entries[0].Details), "full") {
+		t.Errorf("the second check fetched the full encoding again: %s", entries[0].Details)
+	}
 }

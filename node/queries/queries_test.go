@@ -198,6 +198,7 @@ func (p namedPeers) Resolve(_ context.Context, name string) (peer.ID, string, er
 }
 
 type member struct {
+	cfg   queries.Config
 	name  string
 	host  *p2p.Node
 	svc   *queries.Service
@@ -263,11 +264,12 @@ func (c *consortium) member(name string, data memDatasets) *member {
 		t.Fatal(err)
 	}
 	log := audit.New(st, id, nil)
-	svc, err := queries.New(queries.Config{
+	cfg := queries.Config{
 		Store: st, Datasets: data, Network: n, Peers: c.peers, Name: name, Identity: id,
 		Registry: reg, Policy: pol, Limiter: policy.NewLimiter(st, time.UTC), Audit: log,
 		Timeout: 20 * time.Second,
-	})
+	}
+	svc, err := queries.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +285,25 @@ func (c *consortium) member(name string, data memDatasets) *member {
 		st.Close()
 	})
 	c.peers[name] = id.ID()
-	return &member{name: name, host: n, svc: svc, st: st, reg: reg, audit: log}
+	return &member{name: name, host: n, svc: svc, st: st, reg: reg, audit: log, cfg: cfg}
+}
+
+// restart stops the member's queries service and starts a new one on the
+// same store and host, as a restarted node would: everything it kept only
+// in memory is gone.
+func (m *member) restart(t *testing.T) *member {
+	t.Helper()
+	if err := m.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := queries.New(m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	next := *m
+	next.svc = svc
+	return &next
 }
 
 func connect(t *testing.T, a, b *member) {
