@@ -5,30 +5,19 @@ import (
 
 	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/zk/dleq"
-	"google.golang.org/protobuf/proto"
 
-	"xnode/protocol"
 	"xnode/protocol/internal/par"
+	"xnode/protocol/internal/wire"
 	"xnode/protocol/psi/oprf/pb"
 )
 
-func encode(env *pb.Envelope) ([]byte, error) {
-	b, err := proto.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("failed to encode psi-oprf message: %w", err)
-	}
-	return b, nil
-}
+func encode(env *pb.Envelope) ([]byte, error) { return wire.Encode("psi-oprf", env) }
 
-// decode parses one frame. It refuses frames over protocol.MaxMessageSize and
-// anything that is not exactly one known message.
+// decode parses one frame: exactly one known message within the size cap.
 func decode(msg []byte) (*pb.Envelope, error) {
-	if len(msg) > protocol.MaxMessageSize {
-		return nil, fmt.Errorf("%w: message of %d bytes exceeds %d", ErrProtocol, len(msg), protocol.MaxMessageSize)
-	}
 	env := new(pb.Envelope)
-	if err := proto.Unmarshal(msg, env); err != nil {
-		return nil, fmt.Errorf("%w: malformed message: %v", ErrProtocol, err)
+	if err := wire.Decode(msg, env, ErrProtocol); err != nil {
+		return nil, err
 	}
 	if env.Body == nil {
 		return nil, fmt.Errorf("%w: empty message", ErrProtocol)
