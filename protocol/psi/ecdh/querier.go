@@ -149,25 +149,34 @@ func (q *Querier) Next() ([]byte, error) {
 	return nil, nil
 }
 
-// queryBatch reads the next batch of X and blinds it: a·H(x).
-func (q *Querier) queryBatch() ([]byte, error) {
-	want := min(q.cfg.BatchSize, q.n-q.sentItems)
+// readFull fills dst from src; off and total say where the batch stands,
+// for the error of a source that ends early.
+func readFull(src Source, dst [][]byte, off, total int, who string) error {
 	got := 0
-	for got < want {
-		k, err := q.items.Next(q.buf[got:want])
+	for got < len(dst) {
+		k, err := src.Next(dst[got:])
 		got += k
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("failed to read the querier's items: %w", err)
+			return fmt.Errorf("failed to read the %s's items: %w", who, err)
 		}
 		if k == 0 {
-			return nil, errors.New("failed to read the querier's items: source made no progress")
+			return fmt.Errorf("failed to read the %s's items: source made no progress", who)
 		}
 	}
-	if got != want {
-		return nil, fmt.Errorf("failed to read the querier's items: source ended after %d of %d", q.sentItems+got, q.n)
+	if got != len(dst) {
+		return fmt.Errorf("failed to read the %s's items: source ended after %d of %d", who, off+got, total)
+	}
+	return nil
+}
+
+// queryBatch reads the next batch of X and blinds it: a·H(x).
+func (q *Querier) queryBatch() ([]byte, error) {
+	want := min(q.cfg.BatchSize, q.n-q.sentItems)
+	if err := readFull(q.items, q.buf[:want], q.sentItems, q.n, "querier"); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	size := q.cfg.Suite.ElementSize()

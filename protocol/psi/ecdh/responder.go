@@ -326,22 +326,8 @@ func (r *Responder) blindPeer() error {
 	buf := make([][]byte, r.cfg.BatchSize)
 	for off := 0; off < r.m; {
 		want := min(r.cfg.BatchSize, r.m-off)
-		got := 0
-		for got < want {
-			k, err := r.items.Next(buf[got:want])
-			got += k
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("failed to read the responder's items: %w", err)
-			}
-			if k == 0 {
-				return errors.New("failed to read the responder's items: source made no progress")
-			}
-		}
-		if got != want {
-			return fmt.Errorf("failed to read the responder's items: source ended after %d of %d", off+got, r.m)
+		if err := readFull(r.items, buf[:want], off, r.m, "responder"); err != nil {
+			return err
 		}
 		start := time.Now()
 		base := off
