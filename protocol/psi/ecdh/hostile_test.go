@@ -2,6 +2,7 @@ package ecdh_test
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -291,4 +292,28 @@ func FuzzQuerierDeliver(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHugeDeclaredSetAllocatesNothing: a Hello declaring the largest set
+// the responder accepts must not make it reserve memory for that set.
+func TestHugeDeclaredSetAllocatesNothing(t *testing.T) {
+	s := suites(t)[0]
+	r, err := ecdh.NewResponder(config(s, ecdh.Cardinality, 4), ecdh.Slice(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Hello{Hello: &pb.Hello{
+		Version: 1, Suite: s.Name(), Mode: pb.Mode_MODE_CARDINALITY, Session: []byte("test-session"),
+		Size: ecdh.DefaultMaxPeerSize, Batch: 4,
+	}}})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if err := r.Deliver(hello); err != nil {
+		t.Fatalf("Deliver(hello of %d items) = %v", ecdh.DefaultMaxPeerSize, err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("a Hello declaring %d items made the responder allocate %d MiB", ecdh.DefaultMaxPeerSize, grew>>20)
+	}
 }

@@ -222,7 +222,9 @@ func (r *Responder) onHello(h *pb.Hello) error {
 	r.n = int(h.Size)
 	r.batchQ = int(h.Batch)
 	if r.cfg.Mode == Cardinality {
-		r.card = make([][DigestSize]byte, 0, r.n)
+		// The querier's declared size is not trusted with memory up front:
+		// the buffer grows with the digests that actually arrive.
+		r.card = make([][DigestSize]byte, 0, min(r.n, MaxBatchSize))
 	}
 	r.state = rAccept
 	return nil
