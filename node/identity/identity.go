@@ -92,6 +92,20 @@ func (i *Identity) PublicKey() ed25519.PublicKey {
 // Sign signs msg with the node key.
 func (i *Identity) Sign(msg []byte) []byte { return ed25519.Sign(i.key, msg) }
 
+// Verify reports whether sig is p's Ed25519 signature of msg, with the
+// public key p embeds (every xnode peer ID does).
+func Verify(p peer.ID, msg, sig []byte) bool {
+	pub, err := p.ExtractPublicKey()
+	if err != nil {
+		return false
+	}
+	raw, err := pub.Raw()
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return false
+	}
+	return ed25519.Verify(raw, msg, sig)
+}
+
 // String names the identity by its peer ID; it never prints the key.
 func (i *Identity) String() string { return "identity:" + i.id.String() }
 

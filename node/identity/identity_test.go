@@ -117,3 +117,25 @@ func TestWriteKeyFileNeverOverwrites(t *testing.T) {
 		t.Errorf("dir has %d entries after writes, want 1 (no temp files left)", len(entries))
 	}
 }
+
+func TestVerify(t *testing.T) {
+	a, err := identity.Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := identity.Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("proposal")
+	sig := a.Sign(msg)
+	if !identity.Verify(a.ID(), msg, sig) {
+		t.Error("Verify refused a's own signature")
+	}
+	if identity.Verify(b.ID(), msg, sig) {
+		t.Error("Verify accepted a's signature under b's peer ID")
+	}
+	if identity.Verify(a.ID(), []byte("other"), sig) {
+		t.Error("Verify accepted a signature of another message")
+	}
+}

@@ -2,7 +2,6 @@ package p2p_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -25,15 +24,7 @@ const benchSecAgg = "/xnode/bench-secagg/1.0.0"
 
 func verifyPeer(id secagg.ClientID, msg, sig []byte) bool {
 	p, err := peer.Decode(string(id))
-	if err != nil {
-		return false
-	}
-	pub, err := p.ExtractPublicKey()
-	if err != nil {
-		return false
-	}
-	raw, err := pub.Raw()
-	return err == nil && ed25519.Verify(raw, msg, sig)
+	return err == nil && identity.Verify(p, msg, sig)
 }
 
 // BenchmarkSecureSumOverMocknet runs secure aggregation of 10 participants'

@@ -2,7 +2,6 @@ package queries
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"xnode/crypto"
 	"xnode/node/api"
 	"xnode/node/audit"
+	"xnode/node/identity"
 	"xnode/node/membership"
 	"xnode/node/policy"
 	"xnode/node/queries/pb"
@@ -57,15 +57,7 @@ func verifyProposal(sender peer.ID, sp *pb.SignedProposal) (*pb.Proposal, error)
 	if p.QuerierId != sender.String() {
 		return nil, fmt.Errorf("proposal names querier %s but came from %s", p.QuerierId, sender)
 	}
-	pub, err := sender.ExtractPublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the sender's key: %v", err)
-	}
-	raw, err := pub.Raw()
-	if err != nil || len(raw) != ed25519.PublicKeySize {
-		return nil, errors.New("the sender's key is not Ed25519")
-	}
-	if !ed25519.Verify(raw, append([]byte(proposalDomain), sp.Proposal...), sp.Signature) {
+	if !identity.Verify(sender, append([]byte(proposalDomain), sp.Proposal...), sp.Signature) {
 		return nil, errors.New("bad proposal signature")
 	}
 	if len(p.QueryId) != 32 {

@@ -2,7 +2,6 @@ package queries
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
+	"xnode/node/identity"
 	"xnode/node/membership"
 	"xnode/node/p2p"
 	"xnode/node/queries/pb"
@@ -46,22 +46,11 @@ func sumConfig(queryID string, roster []string, vectorLen int) secagg.Config {
 	}
 }
 
-// verifyPeerSig checks an Ed25519 signature against the key a peer ID
-// embeds.
+// verifyPeerSig checks a participant's signature against the key its
+// peer ID embeds.
 func verifyPeerSig(id secagg.ClientID, msg, sig []byte) bool {
 	p, err := peer.Decode(string(id))
-	if err != nil {
-		return false
-	}
-	pub, err := p.ExtractPublicKey()
-	if err != nil {
-		return false
-	}
-	raw, err := pub.Raw()
-	if err != nil || len(raw) != ed25519.PublicKeySize {
-		return false
-	}
-	return ed25519.Verify(raw, msg, sig)
+	return err == nil && identity.Verify(p, msg, sig)
 }
 
 func (s *Service) signer() secagg.Signer {
