@@ -63,7 +63,8 @@ func (s *Service) loadEpoch(dataset string, expected int) (*oprf.Epoch, time.Tim
 	b, err := s.cfg.Store.Get(store.OPRF, epochKey(dataset))
 	now := s.now()
 	if err == nil && len(b) > 8 {
-		created := time.Unix(0, int64(beUint64(b[:8]))).UTC()
+		nanos, _ := store.DecodeUint64(b[:8])
+		created := time.Unix(0, int64(nanos)).UTC()
 		ep, perr := oprf.UnmarshalEpoch(b[8:])
 		if perr == nil && now.Sub(created) < s.epochTTL() {
 			return ep, created, nil
@@ -95,7 +96,7 @@ func (s *Service) newEpoch(dataset string, id uint64, expected int) (*oprf.Epoch
 		return nil, time.Time{}, err
 	}
 	now := s.now()
-	rec := append(putBE(uint64(now.UnixNano())), b...)
+	rec := append(store.EncodeUint64(uint64(now.UnixNano())), b...)
 	if err := s.cfg.Store.Put(store.OPRF, epochKey(dataset), rec); err != nil {
 		return nil, time.Time{}, err
 	}
@@ -343,23 +344,6 @@ func readKeys(ctx context.Context, v View, items *itemSet) ([][]byte, error) {
 	}
 }
 
-func putBE(v uint64) []byte {
-	b := make([]byte, 8)
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(v)
-		v >>= 8
-	}
-	return b
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, x := range b[:8] {
-		v = v<<8 | uint64(x)
-	}
-	return v
-}
-
 // storedChunk is the largest chunk of an encoding kept under one key.
 const storedChunk = 1 << 20
 
@@ -393,7 +377,7 @@ func (s *Service) saveSet(prefix string, set oprf.Set, meta []byte) error {
 			return err
 		}
 		for i, c := range chunks {
-			if err := tx.Put(store.OPRF, append([]byte(prefix+"chunk/"), putBE(uint64(i))...), c); err != nil {
+			if err := tx.Put(store.OPRF, append([]byte(prefix+"chunk/"), store.EncodeUint64(uint64(i))...), c); err != nil {
 				return err
 			}
 		}
