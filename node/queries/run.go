@@ -6,11 +6,13 @@ import (
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"xnode/crypto"
 	"xnode/node/api"
 	"xnode/node/audit"
 	"xnode/node/membership"
+	"xnode/node/p2p"
 	"xnode/node/queries/pb"
 	"xnode/plugins"
 	"xnode/protocol"
@@ -217,21 +219,11 @@ func (s *Service) ask(ctx context.Context, id string, p peer.ID, name string, mo
 	fail := func(format string, args ...any) (ecdh.Result, error) {
 		return ecdh.Result{}, fmt.Errorf("peer %s: "+format, append([]any{name}, args...)...)
 	}
-	conn, err := s.cfg.Network.Open(ctx, p, PSIProtocol, membership.RolePSI)
+	conn, err := s.openSession(ctx, id, p.String(), PSIProtocol, membership.RolePSI)
 	if err != nil {
-		return fail("failed to open a PSI session: %v; check that the peer is running and connected (`xnode peers list`)", err)
+		return fail("failed to start a PSI session: %v; check that the peer is running and connected (`xnode peers list`)", err)
 	}
 	defer conn.Reset() // a no-op after Close
-	if err := sendProto(ctx, conn, &pb.RunRequest{QueryId: id}); err != nil {
-		return fail("failed to start the session: %v", err)
-	}
-	var ans pb.Answer
-	if err := recvProto(ctx, conn, &ans); err != nil {
-		return fail("no answer to the run request: %v", err)
-	}
-	if ans.Status != statusOK {
-		return fail("it refused to run the query: %s", ans.Reason)
-	}
 	src, err := newSource(ctx, view, items)
 	if err != nil {
 		return ecdh.Result{}, err
@@ -249,6 +241,33 @@ func (s *Service) ask(ctx context.Context, id string, p peer.ID, name string, mo
 	}
 	_ = conn.Close()
 	return m.Result()
+}
+
+// openSession opens a protocol stream to a participant and asks it to run
+// an approved query.
+func (s *Service) openSession(ctx context.Context, id, peerID string, proto libp2pproto.ID, role string) (p2p.StreamConn, error) {
+	pid, err := peer.Decode(peerID)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.cfg.Network.Open(ctx, pid, proto, role)
+	if err != nil {
+		return nil, err
+	}
+	if err := sendProto(ctx, conn, &pb.RunRequest{QueryId: id}); err != nil {
+		_ = conn.Reset()
+		return nil, err
+	}
+	var ans pb.Answer
+	if err := recvProto(ctx, conn, &ans); err != nil {
+		_ = conn.Reset()
+		return nil, err
+	}
+	if ans.Status != statusOK {
+		_ = conn.Reset()
+		return nil, fmt.Errorf("it refused to run the query: %s", ans.Reason)
+	}
+	return conn, nil
 }
 
 // handleRun serves a protocol session of a query this node approved.

@@ -10,12 +10,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"xnode/node/identity"
 	"xnode/node/membership"
 	"xnode/node/p2p"
-	"xnode/node/queries/pb"
 	"xnode/plugins"
 	"xnode/protocol"
 	"xnode/protocol/psi/ecdh"
@@ -269,33 +267,6 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 		out.peers = append(out.peers, plugins.PeerOutput{Peer: names[id]})
 	}
 	return out, nil
-}
-
-// openSession opens a protocol stream to a participant and asks it to run
-// an approved query.
-func (s *Service) openSession(ctx context.Context, id, peerID string, proto libp2pproto.ID, role string) (p2p.StreamConn, error) {
-	pid, err := peer.Decode(peerID)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := s.cfg.Network.Open(ctx, pid, proto, role)
-	if err != nil {
-		return nil, err
-	}
-	if err := sendProto(ctx, conn, &pb.RunRequest{QueryId: id}); err != nil {
-		_ = conn.Reset()
-		return nil, err
-	}
-	var ans pb.Answer
-	if err := recvProto(ctx, conn, &ans); err != nil {
-		_ = conn.Reset()
-		return nil, err
-	}
-	if ans.Status != statusOK {
-		_ = conn.Reset()
-		return nil, fmt.Errorf("it refused to run the query: %s", ans.Reason)
-	}
-	return conn, nil
 }
 
 // serveSum runs a participant's side of a secure sum: one client whose
