@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"xnode/crypto"
+	"xnode/node/datasets"
 	"xnode/protocol"
 	"xnode/protocol/memconn"
 	"xnode/protocol/psi/ecdh"
@@ -141,20 +142,7 @@ func ResidentID(i int) []byte {
 	i /= 18000
 	seq := i % 1000
 	body := area + day.Format("20060102") + fmt.Sprintf("%03d", seq)
-	return []byte("cn_id:" + body + string(checkDigit(body)))
-}
-
-// checkDigit is the ISO 7064 MOD 11-2 check character of a 17-digit body.
-func checkDigit(body string) byte {
-	sum := 0
-	for i := 0; i < 17; i++ {
-		w := 1
-		for j := 0; j < 17-i; j++ {
-			w = w * 2 % 11
-		}
-		sum += int(body[i]-'0') * w
-	}
-	return "10X98765432"[sum%11]
+	return []byte("cn_id:" + body + string(datasets.CNIDCheckChar(body)))
 }
 
 // Run runs one benchmark.

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"testing"
+
+	"xnode/node/datasets"
 )
 
 func TestRunChecksTheAnswer(t *testing.T) {
@@ -25,8 +27,8 @@ func TestResidentIDsAreValid(t *testing.T) {
 			t.Fatalf("ResidentID(%d) = %q: not 18 characters or repeated", i, id)
 		}
 		seen[id] = true
-		if c := checkDigit(id[:17]); c != id[17] {
-			t.Errorf("ResidentID(%d) = %q: check character %c, want %c", i, id, id[17], c)
+		if norm, err := datasets.Normalise(datasets.KindCNID, id); err != nil || norm != id {
+			t.Errorf("ResidentID(%d) = %q: the cn_id normaliser gives %q, %v", i, id, norm, err)
 		}
 	}
 	// An independent check (GB 11643): Σ a_i·2^(17-i) mod 11 over all 18
