@@ -11,16 +11,7 @@ import (
 func encode(env *pb.Envelope) ([]byte, error) { return wire.Encode("secagg", env) }
 
 // decode parses one frame: exactly one known message within the size cap.
-func decode(msg []byte) (*pb.Envelope, error) {
-	env := new(pb.Envelope)
-	if err := wire.Decode(msg, env, ErrProtocol); err != nil {
-		return nil, err
-	}
-	if env.Body == nil {
-		return nil, fmt.Errorf("%w: empty message", ErrProtocol)
-	}
-	return env, nil
-}
+func decode(msg []byte) (*pb.Envelope, error) { return wire.Decode[pb.Envelope](msg, ErrProtocol) }
 
 func pack(v []uint64) []byte {
 	b := make([]byte, 8*len(v))

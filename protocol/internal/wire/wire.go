@@ -23,15 +23,26 @@ func Encode(name string, m proto.Message) ([]byte, error) {
 	return b, nil
 }
 
-// Decode parses one frame into m. It refuses frames over
-// protocol.MaxMessageSize and malformed ones with errors wrapping
-// errProtocol, the calling protocol's violation sentinel.
-func Decode(msg []byte, m proto.Message, errProtocol error) error {
+// Decode parses one frame into a new envelope E, a message holding one
+// oneof of the protocol's messages. It refuses frames over
+// protocol.MaxMessageSize, malformed ones and empty ones (no message set)
+// with errors wrapping errProtocol, the calling protocol's violation
+// sentinel.
+func Decode[E any, P interface {
+	*E
+	proto.Message
+}](msg []byte, errProtocol error) (P, error) {
 	if len(msg) > protocol.MaxMessageSize {
-		return fmt.Errorf("%w: message of %d bytes exceeds %d", errProtocol, len(msg), protocol.MaxMessageSize)
+		return nil, fmt.Errorf("%w: message of %d bytes exceeds %d", errProtocol, len(msg), protocol.MaxMessageSize)
 	}
-	if err := proto.Unmarshal(msg, m); err != nil {
-		return fmt.Errorf("%w: malformed message: %v", errProtocol, err)
+	env := P(new(E))
+	if err := proto.Unmarshal(msg, env); err != nil {
+		return nil, fmt.Errorf("%w: malformed message: %v", errProtocol, err)
 	}
-	return nil
+	// An envelope is one oneof: it encodes to nothing only when no message
+	// is set.
+	if proto.Size(env) == 0 {
+		return nil, fmt.Errorf("%w: empty message", errProtocol)
+	}
+	return env, nil
 }

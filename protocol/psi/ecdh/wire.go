@@ -3,7 +3,6 @@ package ecdh
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"time"
 
@@ -14,16 +13,7 @@ import (
 func encode(env *pb.Envelope) ([]byte, error) { return wire.Encode("ecdh-psi", env) }
 
 // decode parses one frame: exactly one known message within the size cap.
-func decode(msg []byte) (*pb.Envelope, error) {
-	env := new(pb.Envelope)
-	if err := wire.Decode(msg, env, ErrProtocol); err != nil {
-		return nil, err
-	}
-	if env.Body == nil {
-		return nil, fmt.Errorf("%w: empty message", ErrProtocol)
-	}
-	return env, nil
-}
+func decode(msg []byte) (*pb.Envelope, error) { return wire.Decode[pb.Envelope](msg, ErrProtocol) }
 
 // comparePrefix domain-separates the final digests by suite and session.
 func comparePrefix(suite string, session []byte) []byte {
