@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -39,17 +40,11 @@ func runQueryPending(ctx context.Context, o queryOptions, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if o.JSON {
-		if qs == nil {
-			qs = []api.Query{}
-		}
-		return printJSON(o.Stdout, qs)
-	}
-	if len(qs) == 0 {
-		fmt.Fprintln(o.Stdout, "no queries await this node's approval")
-		return nil
-	}
-	tw := newTable(o.Stdout)
+	return printQueries(o, qs, "no queries await this node's approval", printPendingTable)
+}
+
+func printPendingTable(w io.Writer, qs []api.Query) error {
+	tw := newTable(w)
 	row(tw, "ID", "QUERIER", "PLUGIN", "PARAMS", "DATASET", "WHY", "EXPIRES")
 	for _, q := range qs {
 		params := "-"
@@ -65,7 +60,7 @@ func runQueryPending(ctx context.Context, o queryOptions, _ []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(o.Stdout, "\napprove with `xnode query approve ID`, deny with `xnode query deny ID --reason TEXT`")
+	fmt.Fprintln(w, "\napprove with `xnode query approve ID`, deny with `xnode query deny ID --reason TEXT`")
 	return nil
 }
 

@@ -486,6 +486,12 @@ func runQueryList(ctx context.Context, o queryOptions, _ []string) error {
 	if err != nil {
 		return err
 	}
+	return printQueries(o, qs, "no queries yet; run one with `xnode query run --plugin overlap --dataset NAME --peers PEER`", printQueryTable)
+}
+
+// printQueries prints qs as a JSON array, the line none when there are
+// none, or a table.
+func printQueries(o queryOptions, qs []api.Query, none string, table func(io.Writer, []api.Query) error) error {
 	if o.JSON {
 		if qs == nil {
 			qs = []api.Query{}
@@ -493,10 +499,10 @@ func runQueryList(ctx context.Context, o queryOptions, _ []string) error {
 		return printJSON(o.Stdout, qs)
 	}
 	if len(qs) == 0 {
-		fmt.Fprintln(o.Stdout, "no queries yet; run one with `xnode query run --plugin overlap --dataset NAME --peers PEER`")
+		fmt.Fprintln(o.Stdout, none)
 		return nil
 	}
-	return printQueryTable(o.Stdout, qs)
+	return table(o.Stdout, qs)
 }
 
 // printQueryTable prints one line per query with its plugin, status and
