@@ -1,7 +1,9 @@
 package plugins
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -229,4 +231,40 @@ func ListParam(v string) []string {
 		}
 	}
 	return out
+}
+
+// PrepareRows is the loop of a typical Prepare: it reads rows chunk by
+// chunk until the end, stops when ctx ends, turns each row into at most one
+// item with item (keep false skips the row), and emits the items of every
+// chunk that has some. The items slice is reused between chunks; Values
+// that item returns are the host's to keep.
+func PrepareRows(ctx context.Context, rows RowReader, emit func([]Item) error, item func(Row) (it Item, keep bool, err error)) error {
+	items := make([]Item, 0, MaxChunk)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk, err := rows.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		items = items[:0]
+		for _, r := range chunk {
+			it, keep, err := item(r)
+			if err != nil {
+				return err
+			}
+			if keep {
+				items = append(items, it)
+			}
+		}
+		if len(items) > 0 {
+			if err := emit(items); err != nil {
+				return err
+			}
+		}
+	}
 }

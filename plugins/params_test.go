@@ -1,7 +1,10 @@
 package plugins_test
 
 import (
+	"context"
 	"errors"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -116,5 +119,49 @@ func TestColumnFormat(t *testing.T) {
 		if got := tt.c.Format(tt.v); got != tt.want {
 			t.Errorf("%+v.Format(%+v) = %q, want %q", tt.c, tt.v, got, tt.want)
 		}
+	}
+}
+
+type chunkRows struct{ chunks [][]plugins.Row }
+
+func (r *chunkRows) Next() ([]plugins.Row, error) {
+	if len(r.chunks) == 0 {
+		return nil, io.EOF
+	}
+	c := r.chunks[0]
+	r.chunks = r.chunks[1:]
+	return c, nil
+}
+
+func TestPrepareRows(t *testing.T) {
+	rows := func() *chunkRows {
+		return &chunkRows{chunks: [][]plugins.Row{{{Pos: 0}, {Pos: 1}}, {{Pos: 2}}, {{Pos: 3}, {Pos: 4}}}}
+	}
+	var got [][]int64
+	emit := func(items []plugins.Item) error {
+		var pos []int64
+		for _, it := range items {
+			pos = append(pos, it.Pos)
+		}
+		got = append(got, pos)
+		return nil
+	}
+	odd := func(r plugins.Row) (plugins.Item, bool, error) { return plugins.Item{Pos: r.Pos}, r.Pos%2 == 1, nil }
+	if err := plugins.PrepareRows(context.Background(), rows(), emit, odd); err != nil {
+		t.Fatal(err)
+	}
+	if want := [][]int64{{1}, {3}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("emitted %v, want %v (the chunk without a kept row emits nothing)", got, want)
+	}
+	boom := errors.New("boom")
+	if err := plugins.PrepareRows(context.Background(), rows(), emit, func(plugins.Row) (plugins.Item, bool, error) {
+		return plugins.Item{}, false, boom
+	}); !errors.Is(err, boom) {
+		t.Errorf("an item error came back as %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := plugins.PrepareRows(ctx, rows(), emit, odd); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled context gave %v", err)
 	}
 }

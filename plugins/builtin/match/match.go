@@ -71,26 +71,9 @@ func (Plugin) Prepare(ctx context.Context, req plugins.PrepareRequest, rows plug
 	if _, err := parse(req.Params); err != nil {
 		return err
 	}
-	items := make([]plugins.Item, 0, plugins.MaxChunk)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk, err := rows.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		items = items[:0]
-		for _, r := range chunk {
-			items = append(items, plugins.Item{Pos: r.Pos})
-		}
-		if err := emit(items); err != nil {
-			return err
-		}
-	}
+	return plugins.PrepareRows(ctx, rows, emit, func(r plugins.Row) (plugins.Item, bool, error) {
+		return plugins.Item{Pos: r.Pos}, true, nil
+	})
 }
 
 // Finalize implements plugins.Plugin: one row per match, the peer, the

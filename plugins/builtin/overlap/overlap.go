@@ -8,7 +8,6 @@ package overlap
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -113,33 +112,14 @@ func (Plugin) Prepare(ctx context.Context, req plugins.PrepareRequest, rows plug
 			return fmt.Errorf("overlap filter: %w", err)
 		}
 	}
-	items := make([]plugins.Item, 0, plugins.MaxChunk)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk, err := rows.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		items = items[:0]
-		for _, r := range chunk {
-			if f != nil {
-				if v := r.Values[col]; v.Null || req.Columns[col].Format(v) != f.value {
-					continue
-				}
-			}
-			items = append(items, plugins.Item{Pos: r.Pos})
-		}
-		if len(items) > 0 {
-			if err := emit(items); err != nil {
-				return err
+	return plugins.PrepareRows(ctx, rows, emit, func(r plugins.Row) (plugins.Item, bool, error) {
+		if f != nil {
+			if v := r.Values[col]; v.Null || req.Columns[col].Format(v) != f.value {
+				return plugins.Item{}, false, nil
 			}
 		}
-	}
+		return plugins.Item{Pos: r.Pos}, true, nil
+	})
 }
 
 // Finalize implements plugins.Plugin: one row per peer with the shared

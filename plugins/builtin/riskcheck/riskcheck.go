@@ -181,32 +181,15 @@ func (Plugin) Prepare(ctx context.Context, req plugins.PrepareRequest, rows plug
 			}
 		}
 	}
-	items := make([]plugins.Item, 0, plugins.MaxChunk)
 	var buf []byte
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	return plugins.PrepareRows(ctx, rows, emit, func(r plugins.Row) (plugins.Item, bool, error) {
+		it := plugins.Item{Pos: r.Pos}
+		if responder {
+			buf = appendLabel(buf[:0], req.Columns, idx, r.Values)
+			it.Label = string(buf)
 		}
-		chunk, err := rows.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		items = items[:0]
-		for _, r := range chunk {
-			it := plugins.Item{Pos: r.Pos}
-			if responder {
-				buf = appendLabel(buf[:0], req.Columns, idx, r.Values)
-				it.Label = string(buf)
-			}
-			items = append(items, it)
-		}
-		if err := emit(items); err != nil {
-			return err
-		}
-	}
+		return it, true, nil
+	})
 }
 
 // appendLabel appends the JSON object of a row's columns idx.

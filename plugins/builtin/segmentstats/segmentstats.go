@@ -38,7 +38,6 @@ package segmentstats
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"math/big"
 	"regexp"
@@ -233,44 +232,24 @@ func (Plugin) Prepare(ctx context.Context, req plugins.PrepareRequest, rows plug
 		bucket[c] = b
 	}
 	other, n := len(p.categories), p.vectorLen()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk, err := rows.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(chunk) == 0 {
-			continue
-		}
-		// A fresh backing array per chunk: the host may keep the items.
-		vals := make([]int64, len(chunk)*n)
-		items := make([]plugins.Item, len(chunk))
-		for i, r := range chunk {
-			v := vals[i*n : (i+1)*n : (i+1)*n]
-			b := other
-			if g := r.Values[gi]; !g.Null {
-				if j, ok := bucket[req.Columns[gi].Format(g)]; ok {
-					b = j
-				}
+	return plugins.PrepareRows(ctx, rows, emit, func(r plugins.Row) (plugins.Item, bool, error) {
+		// A fresh vector per row: the host may keep it.
+		v := make([]int64, n)
+		b := other
+		if g := r.Values[gi]; !g.Null {
+			if j, ok := bucket[req.Columns[gi].Format(g)]; ok {
+				b = j
 			}
-			v[3*b] = 1
-			if s := r.Values[si]; !s.Null {
-				v[3*b+1] = s.Int
-			}
-			if o := r.Values[oi]; !o.Null && o.Int > thr {
-				v[3*b+2] = 1
-			}
-			items[i] = plugins.Item{Pos: r.Pos, Values: v}
 		}
-		if err := emit(items); err != nil {
-			return err
+		v[3*b] = 1
+		if s := r.Values[si]; !s.Null {
+			v[3*b+1] = s.Int
 		}
-	}
+		if o := r.Values[oi]; !o.Null && o.Int > thr {
+			v[3*b+2] = 1
+		}
+		return plugins.Item{Pos: r.Pos, Values: v}, true, nil
+	})
 }
 
 // Finalize implements plugins.Plugin: one row per category, and one for
