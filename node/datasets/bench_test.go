@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,11 +45,16 @@ func writeResidentCSV(b testing.TB, path string, n int) {
 // resident IDs (go test -bench Import -benchtime 1x ./node/datasets).
 // It reports rows/s for both and the heap in use after the import, which
 // must stay bounded by the chunk size rather than the file size.
+// BenchmarkImport imports 200k rows, or $XNODE_IMPORT_BENCH_ROWS (e.g.
+// 10000000 for docs/BENCHMARKS.md), and reports the process's peak RSS.
 func BenchmarkImport(b *testing.B) {
-	const rows = 200_000
+	rows := int64(200_000)
+	if n, err := strconv.ParseInt(os.Getenv("XNODE_IMPORT_BENCH_ROWS"), 10, 64); err == nil && n > 0 {
+		rows = n
+	}
 	dir := b.TempDir()
 	csv := filepath.Join(dir, "ids.csv")
-	writeResidentCSV(b, csv, rows)
+	writeResidentCSV(b, csv, int(rows))
 	st, err := store.Open(filepath.Join(dir, "node.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -72,6 +78,7 @@ func BenchmarkImport(b *testing.B) {
 			b.Fatalf("imported %d rows, want %d", rep.Imported, rows)
 		}
 		b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "import-rows/s")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peakRSS-MiB")
 		start = time.Now()
 		v, _ := svc.Open(ctx, "ids", rep.Version)
 		r := v.IDs(ctx)
@@ -92,4 +99,19 @@ func BenchmarkImport(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "read-ids/s")
 	}
+}
+
+// peakRSS is the process's peak resident set size (Linux VmHWM), or 0.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"xnode/node/api"
 	"xnode/node/audit"
+	"xnode/node/queries"
 	"xnode/plugins"
 )
 
@@ -213,5 +215,60 @@ func TestRiskCheckAfterRestart(t *testing.T) {
 	}
 	if strings.Contains(string(entries[0].Details), "full") {
 		t.Errorf("the second check fetched the full encoding again: %s", entries[0].Details)
+	}
+}
+
+// TestProposalExpires: a query a participant's operator never decides on
+// ends expired at both nodes once the proposal's time is up.
+func TestProposalExpires(t *testing.T) {
+	c := newConsortium(t)
+	a := c.member("bank-a", memDatasets{"review": {ids: idRange(0, 50)}})
+	b := c.member("bank-b", memDatasets{"review": {ids: idRange(40, 90)}})
+	connect(t, a, b)
+	a = a.restart(t, func(cfg *queries.Config) { cfg.ProposalTTL = 2 * time.Second })
+	q, err := a.svc.Submit(t.Context(), api.QueryRequest{Plugin: "overlap", Dataset: "review", Peers: []string{"bank-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := wait(t, a, q.ID, api.Finished)
+	if got.Status != api.StatusExpired {
+		t.Errorf("undecided query at the querier = %s %q, want expired", got.Status, got.Error)
+	}
+	if rec := wait(t, b, q.ID, api.Finished); rec.Status != api.StatusExpired {
+		t.Errorf("undecided query at the participant = %s, want expired", rec.Status)
+	}
+	if _, err := b.svc.Approve(t.Context(), q.ID); err == nil {
+		t.Error("an expired query was approved")
+	}
+}
+
+// TestEpochRotation: once the responder's key epoch is over, the next risk
+// check gets a new epoch's encoding in full (the cached one is refused) and
+// the same answer.
+func TestEpochRotation(t *testing.T) {
+	c := newConsortium(t)
+	a := c.member("bank-a", memDatasets{"clients": {ids: idRange(0, 100)}})
+	b := c.member("bureau", memDatasets{"risklist": riskList(50, 400)})
+	connect(t, a, b)
+	q := api.QueryRequest{Plugin: "risk-check", Dataset: "clients", Peers: []string{"bureau"}, PeerDataset: "risklist"}
+	epochs := func(id string) string {
+		entries, err := a.audit.List(t.Context(), audit.Filter{QueryID: id, Kind: "oprf-evaluations"})
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("evaluation audit of %s: %v, %v", id, entries, err)
+		}
+		return string(entries[0].Details)
+	}
+	first := submit(t, a, q)
+	if first.Status != api.StatusDone || len(first.Result.Rows) != 50 {
+		t.Fatalf("first check = %s %q", first.Status, first.Error)
+	}
+	b = b.restart(t, func(cfg *queries.Config) { cfg.EpochTTL = time.Nanosecond })
+	second := submit(t, a, q)
+	if second.Status != api.StatusDone || len(second.Result.Rows) != 50 {
+		t.Fatalf("check after the rotation = %s %q", second.Status, second.Error)
+	}
+	d1, d2 := epochs(first.ID), epochs(second.ID)
+	if !strings.Contains(d1, `"epoch":1,`) || !strings.Contains(d2, `"epoch":2,`) || !strings.Contains(d2, `"sync":"full"`) {
+		t.Errorf("rotation not visible in the audit: before %s, after %s", d1, d2)
 	}
 }

@@ -291,18 +291,22 @@ func (c *consortium) member(name string, data memDatasets) *member {
 // restart stops the member's queries service and starts a new one on the
 // same store and host, as a restarted node would: everything it kept only
 // in memory is gone.
-func (m *member) restart(t *testing.T) *member {
+func (m *member) restart(t *testing.T, change ...func(*queries.Config)) *member {
 	t.Helper()
 	if err := m.svc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := queries.New(m.cfg)
+	cfg := m.cfg
+	for _, f := range change {
+		f(&cfg)
+	}
+	svc, err := queries.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
 	next := *m
-	next.svc = svc
+	next.svc, next.cfg = svc, cfg
 	return &next
 }
 
