@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"xnode/node/api"
 	"xnode/node/audit"
@@ -115,8 +116,11 @@ func mapNotFound(err error) error {
 	return err
 }
 
-// registerMetrics adds the node's own metrics to the API's registry.
+// registerMetrics adds the node's own metrics to the API's registry, with
+// the Go runtime's (go_goroutines, go_memstats_…) and the process's
+// (process_resident_memory_bytes, open fds) that operators watch.
 func (n *Node) registerMetrics(reg *prometheus.Registry) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xnode_peers_connected", Help: "Consortium members connected and verified.",
 	}, func() float64 { return float64(len(n.host.Peers())) }))

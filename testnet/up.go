@@ -57,6 +57,9 @@ type Options struct {
 	RiskRecords int
 	// NoData leaves the datasets out: no data dir, no imports.
 	NoData bool
+	// PSITimeout, if set, is every node's psi.timeout_seconds: the bound
+	// on one protocol session, which 10M-item sets need raised.
+	PSITimeout time.Duration
 	// ReadyTimeout bounds the wait for every node's API and peer
 	// connections (default DefaultReadyTimeout).
 	ReadyTimeout time.Duration
@@ -133,7 +136,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		}
 		o.logf("restarting the stopped testnet in %s", dir)
 	}
-	if err := configure(st); err != nil {
+	if err := configure(st, o.PSITimeout); err != nil {
 		return nil, err
 	}
 	if err := start(ctx, st, o); err != nil {
@@ -250,8 +253,8 @@ func net127(port int) string { return loopback + ":" + strconv.Itoa(port) }
 
 // configure gives every node free loopback ports (keeping the ones that are
 // still free) and writes each node's config: listen and API on loopback,
-// every other node as a peer.
-func configure(st *State) error {
+// every other node as a peer, and the session timeout if psiTimeout is set.
+func configure(st *State, psiTimeout time.Duration) error {
 	var need []int
 	used := map[int]bool{}
 	for i, n := range st.Nodes {
@@ -299,6 +302,9 @@ func configure(st *State) error {
 			fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", loopback, n.P2PPort),
 		}
 		cfg.API = n.API
+		if psiTimeout > 0 {
+			cfg.PSI.TimeoutSeconds = int(psiTimeout.Round(time.Second) / time.Second)
+		}
 		cfg.Peers = nil
 		for _, m := range st.Nodes {
 			if m.Name != n.Name {
