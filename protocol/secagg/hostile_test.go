@@ -324,3 +324,49 @@ func FuzzClientDeliver(f *testing.F) {
 		}
 	})
 }
+
+// TestDropEndsRoundAfterBadLastMessage: when the client the server still
+// waits for sends a bad message, Drop ends the round at once, as Deliver's
+// doc promises, instead of leaving it open until the caller's deadline.
+func TestDropEndsRoundAfterBadLastMessage(t *testing.T) {
+	for _, round := range []secagg.Round{secagg.RoundAdvertise, secagg.RoundShareKeys} {
+		t.Run(round.String(), func(t *testing.T) {
+			s := newStepped(t, 4, 8)
+			s.until(t, round)
+			if round > secagg.RoundAdvertise {
+				for _, m := range s.toClient {
+					out, err := s.clients[s.index(m.To)].Deliver(m.Msg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, r := range out {
+						s.toServer = append(s.toServer, secagg.Outgoing{To: m.To, Msg: r})
+					}
+				}
+				s.toClient = nil
+			}
+			// Everyone but client-00 answers honestly; then client-00 sends garbage.
+			for _, m := range s.toServer {
+				if m.To == "client-00" {
+					continue
+				}
+				if out, err := s.srv.Deliver(m.To, m.Msg); err != nil || out != nil {
+					t.Fatalf("Deliver(%s) = %d messages, %v; want the round still open", m.To, len(out), err)
+				}
+			}
+			if _, err := s.srv.Deliver("client-00", []byte{0xff, 0x01}); !errors.Is(err, secagg.ErrProtocol) {
+				t.Fatalf("Deliver(garbage) = %v, want ErrProtocol", err)
+			}
+			out, err := s.srv.Drop("client-00")
+			if err != nil {
+				t.Fatalf("Drop after the bad message: %v", err)
+			}
+			if got, want := s.srv.Round(), round+1; got != want || len(out) != 3 {
+				t.Errorf("after Drop: round %v with %d messages out, want round %v with one for each of the 3 others", got, len(out), want)
+			}
+			if out, err := s.srv.Drop("client-00"); err != nil || out != nil {
+				t.Errorf("second Drop = %d messages, %v; want nothing", len(out), err)
+			}
+		})
+	}
+}

@@ -141,9 +141,11 @@ func (s *Server) Drop(id ClientID) ([]Outgoing, error) {
 	if !ok {
 		return nil, fmt.Errorf("secagg: %q is not in the roster", id)
 	}
-	if s.round == RoundDone || !s.alive[i] {
+	if s.round == RoundDone {
 		return nil, s.err
 	}
+	// A client Deliver refused is dropped already, but the round it was
+	// the last to answer is still open: end it here.
 	s.drop(i)
 	if !s.complete() {
 		return nil, nil
