@@ -31,7 +31,7 @@ type Tx struct {
 // Update runs fn in a read-write transaction. If fn returns an error nothing
 // it wrote is kept; otherwise everything is committed (and fsynced) at once.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
 }
 
 // View runs fn in a read-only transaction.

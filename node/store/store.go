@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,6 +33,13 @@ var ErrLocked = errors.New("store is locked by another process")
 
 // ErrClosed is returned by a StagedVersion after Commit or Abort.
 var ErrClosed = errors.New("staged version already committed or aborted")
+
+// ErrDiskFull is wrapped by the error a write returns when the store file
+// found no room: its disk is full, a disk quota is reached, or the
+// process's file-size limit (RLIMIT_FSIZE, `ulimit -f`) stops it. The
+// write's transaction is rolled back; the file stays consistent and the
+// store usable, and the write succeeds once there is room.
+var ErrDiskFull = errors.New("no room to write the store")
 
 // Internal bucket names. They are not reachable through the generic API.
 var (
@@ -100,7 +109,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("failed to open the store at %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, log: cfg.log}
-	if err := db.Update(func(tx *bolt.Tx) error { return s.initLocked(tx, cfg) }); err != nil {
+	if err := s.update(func(tx *bolt.Tx) error { return s.initLocked(tx, cfg) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("failed to open the store at %s: %w", path, err)
 	}
@@ -114,6 +123,44 @@ func (e *lockedError) Error() string {
 }
 
 func (e *lockedError) Unwrap() error { return ErrLocked }
+
+// update runs fn in a read-write transaction, like bolt's Update, and
+// explains a commit that found no room.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	err := s.db.Update(fn)
+	if err != nil && noRoom(err) {
+		return &diskFullError{path: s.path, err: err}
+	}
+	return err
+}
+
+// noRoom reports whether err is a write's "no space", "quota" or
+// "file too large" error. bbolt returns write and sync errors as they are,
+// but flattens the error of growing the file to text ("file resize error:
+// truncate …: file too large"), so that one is recognised by its text.
+func noRoom(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG} {
+		if errors.Is(err, errno) {
+			return true
+		}
+		if msg := err.Error(); strings.HasPrefix(msg, "file resize error: ") && strings.HasSuffix(msg, ": "+errno.Error()) {
+			return true
+		}
+	}
+	return false
+}
+
+type diskFullError struct {
+	path string
+	err  error
+}
+
+func (e *diskFullError) Error() string {
+	return fmt.Sprintf("no room to write the store at %s: the disk is full, or the node's file-size limit (ulimit -f) is reached (%v); "+
+		"free disk space or raise the limit, then try again", e.path, e.err)
+}
+
+func (e *diskFullError) Unwrap() []error { return []error{ErrDiskFull, e.err} }
 
 // initLocked runs in Open's write transaction: schema check, migrations,
 // bucket creation, staged-import cleanup.

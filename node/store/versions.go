@@ -63,7 +63,7 @@ func (s *Store) BeginVersion(name string) (*StagedVersion, error) {
 		return nil, errors.New("dataset name is empty")
 	}
 	var id uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		rows := tx.Bucket(bucketRows)
 		var err error
 		if id, err = rows.NextSequence(); err != nil {
@@ -97,7 +97,7 @@ func (sv *StagedVersion) Append(rows []NewRow) (dups []int, err error) {
 		return nil, ErrClosed
 	}
 	n := sv.n
-	err = sv.s.db.Update(func(tx *bolt.Tx) error {
+	err = sv.s.update(func(tx *bolt.Tx) error {
 		rs := tx.Bucket(bucketRows).Bucket(EncodeUint64(sv.rowset))
 		if rs == nil {
 			return fmt.Errorf("staged rows of dataset %q are gone", sv.name)
@@ -166,7 +166,7 @@ func (sv *StagedVersion) Commit(meta []byte) (DatasetVersion, error) {
 		Meta:    clone(meta),
 		rowset:  sv.rowset,
 	}
-	err := sv.s.db.Update(func(tx *bolt.Tx) error {
+	err := sv.s.update(func(tx *bolt.Tx) error {
 		staged := tx.Bucket(bucketStaged)
 		if staged.Get(EncodeUint64(sv.rowset)) == nil {
 			return fmt.Errorf("staged rows are gone")
@@ -198,7 +198,7 @@ func (sv *StagedVersion) Abort() error {
 	if sv.done {
 		return nil
 	}
-	err := sv.s.db.Update(func(tx *bolt.Tx) error {
+	err := sv.s.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketRows).DeleteBucket(EncodeUint64(sv.rowset)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
@@ -312,7 +312,7 @@ func versionLocked(tx *bolt.Tx, name string, version uint64) (DatasetVersion, er
 // (name, version) never silently refers to other data.
 func (s *Store) DropDataset(name string) (int, error) {
 	var n int
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		ds := tx.Bucket(bucketDatasets).Bucket([]byte(name))
 		if ds == nil {
 			return fmt.Errorf("dataset %q: %w", name, ErrNotFound)
