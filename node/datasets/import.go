@@ -119,6 +119,10 @@ func (s *Service) Import(ctx context.Context, opts ImportOptions) (*Report, erro
 	defer imp.close()
 	rep, err := imp.run(ctx)
 	if err != nil {
+		if errors.Is(err, store.ErrDiskFull) {
+			// Not the file's fault: the operator must make room.
+			s.log.Error("import failed: no room for the store; no version was added", "dataset", opts.Name, "source", imp.display, "err", err)
+		}
 		return nil, fmt.Errorf("failed to import %s into dataset %q: %w", imp.display, opts.Name, err)
 	}
 	s.log.Info("imported dataset", "dataset", rep.Name, "version", rep.Version, "source", rep.Source,
