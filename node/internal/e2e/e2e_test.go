@@ -62,6 +62,7 @@ func freePort(t *testing.T) int {
 type proc struct {
 	name, dir string
 	cmd       *exec.Cmd
+	log       *os.File // node.log, appended to by every start
 	client    *api.Client
 	peerID    string
 	p2pPort   int
@@ -94,22 +95,28 @@ min_set_size = 10
 `
 
 // start runs the node as a process, waits until its API answers, and
-// installs the built-in plugins.
+// installs the built-in plugins. The first start registers the cleanup
+// that stops the node, so a node restarted in a subtest runs on until the
+// test that first started it ends.
 func (p *proc) start(t *testing.T) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(p.dir, "policy.toml"), []byte(memberPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log, err := os.Create(filepath.Join(p.dir, "node.log"))
-	if err != nil {
-		t.Fatal(err)
+	if p.log == nil {
+		log, err := os.OpenFile(filepath.Join(p.dir, "node.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.log = log
+		t.Cleanup(func() { p.stop(t); p.log.Close() })
 	}
 	p.cmd = exec.Command(binary, "run", "--dir", p.dir, "--log-level", "debug")
-	p.cmd.Stdout, p.cmd.Stderr = log, log
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.stop(t); log.Close() })
+	var err error
 	if p.client, err = api.ClientForDir(p.dir); err != nil {
 		t.Fatal(err)
 	}
