@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -14,9 +11,9 @@ import (
 	"xnode/node/api"
 )
 
-// TestKillMidImport kills the node with SIGKILL while it imports a large
-// file: after a restart no partial version is visible, and the same import
-// then succeeds.
+// TestKillMidImport kills the node with SIGKILL while it imports a
+// 1M-row file: after a restart no partial version is visible, and the same
+// import then succeeds.
 func TestKillMidImport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node processes and imports a large file")
@@ -28,21 +25,9 @@ func TestKillMidImport(t *testing.T) {
 	xnode(t, "consortium", "admit", "--dir", cons, "--node", n.dir)
 	n.start(t)
 
-	const rows = 600_000
+	const rows = 1_000_000
 	path := filepath.Join(root, "big.csv")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "id,amount")
-	for i := 0; i < rows; i++ {
-		fmt.Fprintf(w, "%s,%d.50\n", residentID(i), i%100000)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeCSV(t, path, rows)
 
 	// Import in the background; kill the node once it has made progress.
 	progressed := make(chan struct{})

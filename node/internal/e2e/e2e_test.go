@@ -183,6 +183,25 @@ func (p *proc) importIDs(t *testing.T, ids []string) {
 	}
 }
 
+// writeCSV writes a CSV of rows clients (residentID(0), …) with an amount
+// to path.
+func writeCSV(t *testing.T, path string, rows int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "id,amount")
+	for i := 0; i < rows; i++ {
+		fmt.Fprintf(w, "%s,%d.50\n", residentID(i), i%100000)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // query submits and waits for the query to end.
 func (p *proc) query(t *testing.T, kind string, peers ...string) api.Query {
 	t.Helper()
