@@ -114,6 +114,12 @@ type Config struct {
 	// MaxPeerSize refuses a peer that declares a larger set (default
 	// DefaultMaxPeerSize).
 	MaxPeerSize int
+	// QuerierSize, if positive, is the set size the querier agreed to before
+	// the session (the node: the size in the signed proposal its policy
+	// checked). The responder refuses a Hello declaring another size with
+	// ErrMismatch, so a querier cannot run a smaller set than was approved.
+	// The querier ignores it.
+	QuerierSize int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -143,6 +149,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPeerSize == 0 {
 		c.MaxPeerSize = DefaultMaxPeerSize
+	}
+	if c.QuerierSize < 0 {
+		return c, fmt.Errorf("ecdh-psi: querier size %d, want 0 (any) or more", c.QuerierSize)
 	}
 	return c, nil
 }

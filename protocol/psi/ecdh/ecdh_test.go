@@ -310,6 +310,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no mode", ecdh.Config{Suite: s, Session: []byte("s")}},
 		{"no session", ecdh.Config{Suite: s, Mode: ecdh.Intersection}},
 		{"huge batch", ecdh.Config{Suite: s, Mode: ecdh.Intersection, Session: []byte("s"), BatchSize: ecdh.MaxBatchSize + 1}},
+		{"negative querier size", ecdh.Config{Suite: s, Mode: ecdh.Intersection, Session: []byte("s"), QuerierSize: -1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,6 +165,35 @@ func testResponderRefusesHostileHello(t *testing.T, s crypto.Suite) {
 	}
 }
 
+// TestResponderHoldsQuerierToAgreedSize: with QuerierSize set, a Hello
+// declaring any other set size is refused (a querier approved for 100 items
+// must not run 1), and the agreed size is taken.
+func TestResponderHoldsQuerierToAgreedSize(t *testing.T) {
+	s := suites(t)[0]
+	for _, tc := range []struct {
+		declared uint64
+		wantErr  error
+	}{
+		{1, ecdh.ErrMismatch},
+		{99, ecdh.ErrMismatch},
+		{101, ecdh.ErrMismatch},
+		{100, nil},
+	} {
+		cfg := config(s, ecdh.Intersection, 4)
+		cfg.QuerierSize = 100
+		r, err := ecdh.NewResponder(cfg, ecdh.Slice(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hello := mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Hello{Hello: &pb.Hello{
+			Version: 1, Suite: s.Name(), Mode: pb.Mode_MODE_INTERSECTION, Session: []byte("test-session"), Size: tc.declared, Batch: 4,
+		}}})
+		if err := r.Deliver(hello); !errors.Is(err, tc.wantErr) {
+			t.Errorf("Deliver(hello of %d items) with 100 agreed = %v, want %v", tc.declared, err, tc.wantErr)
+		}
+	}
+}
+
 func TestQuerierRefusesHostileReplies(t *testing.T) {
 	for _, s := range suites(t) {
 		t.Run(s.Name(), func(t *testing.T) { testQuerierRefusesHostileReplies(t, s) })

@@ -214,6 +214,8 @@ func (r *Responder) onHello(h *pb.Hello) error {
 		return fmt.Errorf("%w: querier asks for mode %v, this session allows %v", ErrMismatch, h.Mode, r.cfg.Mode)
 	case subtle.ConstantTimeCompare(h.Session, r.cfg.Session) != 1:
 		return fmt.Errorf("%w: querier names another session", ErrMismatch)
+	case r.cfg.QuerierSize > 0 && h.Size != uint64(r.cfg.QuerierSize):
+		return fmt.Errorf("%w: querier declares %d items, it agreed to %d", ErrMismatch, h.Size, r.cfg.QuerierSize)
 	case h.Size > uint64(min(r.cfg.MaxPeerSize, maxSetSize)):
 		return fmt.Errorf("%w: querier declares %d items, more than the limit of %d", ErrProtocol, h.Size, r.cfg.MaxPeerSize)
 	case h.Batch == 0 || h.Batch > MaxBatchSize:

@@ -232,6 +232,32 @@ func TestResponderRefusesHostileHello(t *testing.T) {
 	}
 }
 
+// TestResponderHoldsQuerierToAgreedCount: with QuerierCount set, a Hello
+// declaring any other number of identifiers is refused (a querier approved
+// for 100 must not check 1), and the agreed count is taken.
+func TestResponderHoldsQuerierToAgreedCount(t *testing.T) {
+	ep := newEpoch(t, 1, 5)
+	enc := encode(t, ep, listItems(0, 5))
+	for _, tc := range []struct {
+		declared uint64
+		wantErr  error
+	}{
+		{1, oprf.ErrProtocol},
+		{99, oprf.ErrProtocol},
+		{101, oprf.ErrProtocol},
+		{100, nil},
+	} {
+		r, err := oprf.NewResponder(oprf.ResponderConfig{Epoch: ep, Encoding: enc, QuerierCount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hello := &pb.Hello{Version: oprf.Version, Suite: oprf.SuiteName, Form: pb.Form_FORM_LABELED, Count: tc.declared, Batch: 10}
+		if err := r.Deliver(mustMarshal(t, &pb.Envelope{Body: &pb.Envelope_Hello{Hello: hello}})); !errors.Is(err, tc.wantErr) {
+			t.Errorf("Deliver(hello of %d identifiers) with 100 agreed = %v, want %v", tc.declared, err, tc.wantErr)
+		}
+	}
+}
+
 func TestQuerierRefusesHostileMessages(t *testing.T) {
 	const n = 8
 	ep := newEpoch(t, 1, 5)

@@ -33,6 +33,12 @@ type ResponderConfig struct {
 	// MaxItems refuses sessions that declare more identifiers (default
 	// DefaultMaxQueryItems).
 	MaxItems int
+	// QuerierCount, if positive, is the number of identifiers the querier
+	// agreed to before the session (the node: the set size in the signed
+	// proposal its policy checked). A Hello declaring another count is a
+	// protocol violation, so a querier cannot check fewer identifiers than
+	// were approved.
+	QuerierCount int
 	// ChunkSize is the size of encoding chunks sent (default
 	// DefaultChunkSize, at most protocol.MaxMessageSize-1024).
 	ChunkSize int
@@ -210,6 +216,9 @@ func (r *Responder) onHello(h *pb.Hello) error {
 	}
 	if len(h.PublicKey) != 0 && len(h.PublicKey) != ElementSize {
 		return fmt.Errorf("%w: hello public key of %d bytes", ErrProtocol, len(h.PublicKey))
+	}
+	if r.cfg.QuerierCount > 0 && h.Count != uint64(r.cfg.QuerierCount) {
+		return fmt.Errorf("%w: querier declares %d identifiers, it agreed to %d", ErrProtocol, h.Count, r.cfg.QuerierCount)
 	}
 	if h.Count > uint64(r.cfg.MaxItems) || h.Batch < 1 || h.Batch > MaxBatchSize {
 		return r.refuse(pb.Reason_REASON_TOO_LARGE, ErrRefusedTooLarge)
