@@ -214,9 +214,13 @@ func (s *Service) serveLabeled(ctx context.Context, p participantRun, c protocol
 	if err != nil {
 		return res, err
 	}
+	count, err := proposedSetSize(p.r)
+	if err != nil {
+		return res, err
+	}
 	peerID := p.remote.PeerID.String()
 	m, err := oprf.NewResponder(oprf.ResponderConfig{
-		Epoch: list.epoch, Encoding: list.enc, Membership: list.mem, Deltas: list.deltas,
+		Epoch: list.epoch, Encoding: list.enc, Membership: list.mem, Deltas: list.deltas, QuerierCount: count,
 		Budget: func(n int) error {
 			if p.r.Decision == nil {
 				return errors.New("no policy decision recorded")

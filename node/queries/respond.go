@@ -163,6 +163,27 @@ func (s *Service) onProposal(remote *membership.Cert, sp *pb.SignedProposal) *pb
 	return decide(api.StatusApproved, d.Rule, d.Reason)
 }
 
+// maxProposedSetSize bounds the querier set size a proposal may name.
+const maxProposedSetSize = 1 << 31
+
+// proposedSetSize is the querier's set size in the signed proposal this
+// participant approved (its policy checked it): a protocol run holds the
+// querier to it.
+func proposedSetSize(r record) (int, error) {
+	var sp pb.SignedProposal
+	var p pb.Proposal
+	if err := proto.Unmarshal(r.Proposal, &sp); err != nil {
+		return 0, fmt.Errorf("the stored proposal of query %s does not decode: %w", r.ID, err)
+	}
+	if err := proto.Unmarshal(sp.Proposal, &p); err != nil {
+		return 0, fmt.Errorf("the stored proposal of query %s does not decode: %w", r.ID, err)
+	}
+	if p.QuerierSetSize >= maxProposedSetSize {
+		return 0, fmt.Errorf("the proposal of query %s names a querier set of %d items, more than %d", r.ID, p.QuerierSetSize, maxProposedSetSize)
+	}
+	return int(p.QuerierSetSize), nil
+}
+
 // parties is the number of parties of a secure aggregation, the querier
 // included, or 0 for other protocols.
 func parties(p *pb.Proposal) int {

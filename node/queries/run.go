@@ -408,7 +408,13 @@ func (s *Service) servePSI(ctx context.Context, p participantRun, c protocol.Con
 	if err != nil {
 		return ecdh.Result{}, err
 	}
-	m, err := ecdh.NewResponder(ecdh.Config{Suite: suite, Mode: mode, Session: sessionID(p.r.ID, p.remote.PeerID, s.cfg.Network.ID())}, src)
+	size, err := proposedSetSize(p.r)
+	if err != nil {
+		return ecdh.Result{}, err
+	}
+	m, err := ecdh.NewResponder(ecdh.Config{
+		Suite: suite, Mode: mode, Session: sessionID(p.r.ID, p.remote.PeerID, s.cfg.Network.ID()), QuerierSize: size,
+	}, src)
 	if err != nil {
 		return ecdh.Result{}, err
 	}

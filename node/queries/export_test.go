@@ -1,0 +1,10 @@
+package queries
+
+// Internals the black-box tests of package queries_test build hostile peers
+// with.
+var (
+	// SessionID is the ECDH-PSI session id of a query between two nodes.
+	SessionID = sessionID
+	// SumConfig is the secure-aggregation configuration of a query.
+	SumConfig = sumConfig
+)
