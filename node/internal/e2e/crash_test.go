@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -12,8 +14,8 @@ import (
 )
 
 // TestKillMidImport kills the node with SIGKILL while it imports a
-// 1M-row file: after a restart no partial version is visible, and the same
-// import then succeeds.
+// 1M-row file (XNODE_E2E_IMPORT_ROWS sets another size): after a restart
+// no partial version is visible, and the same import then succeeds.
 func TestKillMidImport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node processes and imports a large file")
@@ -25,7 +27,14 @@ func TestKillMidImport(t *testing.T) {
 	xnode(t, "consortium", "admit", "--dir", cons, "--node", n.dir)
 	n.start(t)
 
-	const rows = 1_000_000
+	rows := 1_000_000
+	if v := os.Getenv("XNODE_E2E_IMPORT_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100_000 {
+			t.Fatalf("XNODE_E2E_IMPORT_ROWS=%q: want a number of rows, at least 100000 so the kill lands mid-import", v)
+		}
+		rows = n
+	}
 	path := filepath.Join(root, "big.csv")
 	writeCSV(t, path, rows)
 
@@ -78,7 +87,7 @@ func TestKillMidImport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the import after the restart: %v", err)
 	}
-	if rep.Version != 1 || rep.Imported != rows {
+	if rep.Version != 1 || rep.Imported != int64(rows) {
 		t.Errorf("import after the restart = version %d with %d rows, want version 1 with %d", rep.Version, rep.Imported, rows)
 	}
 }
