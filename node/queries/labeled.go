@@ -278,7 +278,11 @@ func (s *Service) runLabeled(ctx context.Context, q querySession) (protocolOutpu
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		conn, err := s.openSession(sctx, q.r.ID, peerID, OPRFProtocol, membership.RoleRiskList)
 		if err != nil {
+			serr := s.sessionEnded(sctx, name, "labeled-PSI")
 			cancel()
+			if serr != nil {
+				return out, serr
+			}
 			return out, fmt.Errorf("peer %s: %v; check that it is running and serves risk lists", name, err)
 		}
 		m, err := oprf.NewQuerier(oprf.QuerierConfig{Cache: cached}, ids)
@@ -288,13 +292,17 @@ func (s *Service) runLabeled(ctx context.Context, q querySession) (protocolOutpu
 			return out, err
 		}
 		err = protocol.Run(sctx, m, conn)
+		serr := s.sessionEnded(sctx, name, "labeled-PSI")
 		cancel()
 		if err != nil {
 			_ = conn.Reset()
 			if errors.Is(err, oprf.ErrRefusedBudget) {
 				return out, fmt.Errorf("peer %s refused: this node's daily evaluation budget there is used up", name)
 			}
-			return out, fmt.Errorf("peer %s: the labeled-PSI session broke off: %v", name, err)
+			if serr != nil {
+				return out, serr
+			}
+			return out, fmt.Errorf("peer %s: the labeled-PSI session broke off: %v; check the peer and submit the query again", name, err)
 		}
 		_ = conn.Close()
 		res, err := m.Result()

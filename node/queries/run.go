@@ -2,6 +2,7 @@ package queries
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -221,6 +222,9 @@ func (s *Service) ask(ctx context.Context, id string, p peer.ID, name string, mo
 	}
 	conn, err := s.openSession(ctx, id, p.String(), PSIProtocol, membership.RolePSI)
 	if err != nil {
+		if serr := s.sessionEnded(ctx, name, "PSI"); serr != nil {
+			return ecdh.Result{}, serr
+		}
 		return fail("failed to start a PSI session: %v; check that the peer is running and connected (`xnode peers list`)", err)
 	}
 	defer conn.Reset() // a no-op after Close
@@ -234,13 +238,30 @@ func (s *Service) ask(ctx context.Context, id string, p peer.ID, name string, mo
 	}
 	s.track(id, name, m.Stats)
 	if err := protocol.Run(ctx, m, conn); err != nil {
-		if ctx.Err() != nil && s.ctx.Err() == nil {
-			return fail("the session did not finish within %v: %v", s.cfg.Timeout, err)
+		if serr := s.sessionEnded(ctx, name, "PSI"); serr != nil {
+			return ecdh.Result{}, serr
 		}
 		return fail("the PSI session broke off: %v; check the peer and submit the query again", err)
 	}
 	_ = conn.Close()
 	return m.Result()
+}
+
+// sessionEnded explains a session with peer name that ctx ended: this
+// node is closing, or the session deadline (psi.timeout_seconds) passed.
+// It returns nil if ctx is still live: the session failed for another
+// reason.
+func (s *Service) sessionEnded(ctx context.Context, name, what string) error {
+	switch {
+	case s.ctx.Err() != nil:
+		return fmt.Errorf("peer %s: the %s session stopped because this node is shutting down; submit the query again once it runs", name, what)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("peer %s: the %s session hit its deadline: it did not finish within %v (psi.timeout_seconds); "+
+			"the peer is slow or stopped answering, or the link to it is congested. Check the peer and the link, "+
+			"or raise psi.timeout_seconds in config.toml if sessions this large need longer, then submit the query again",
+			name, what, s.cfg.Timeout)
+	}
+	return nil
 }
 
 // openSession opens a protocol stream to a participant and asks it to run
@@ -270,8 +291,12 @@ func (s *Service) openSession(ctx context.Context, id, peerID string, proto libp
 	return conn, nil
 }
 
-// handleRun serves a protocol session of a query this node approved.
+// handleRun serves a protocol session of a query this node approved,
+// within the session deadline (psi.timeout_seconds) as the querier's side
+// is.
 func (s *Service) handleRun(ctx context.Context, remote *membership.Cert, c protocol.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
 	var req pb.RunRequest
 	if err := recvProto(ctx, c, &req); err != nil {
 		return err
@@ -315,6 +340,11 @@ func (s *Service) handleRun(ctx context.Context, remote *membership.Cert, c prot
 		rec.Finished = s.now()
 		if runErr != nil {
 			rec.Status, rec.Error = api.StatusFailed, fmt.Sprintf("the session with %s broke off: %v", remote.Name, runErr)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				rec.Error = fmt.Sprintf("the session with %s hit its deadline: it did not finish within %v (psi.timeout_seconds); "+
+					"the querier is slow or stopped reading, or the link to it is congested. The querier may submit the query again; "+
+					"raise psi.timeout_seconds in config.toml if sessions this large need longer", remote.Name, s.cfg.Timeout)
+			}
 			return nil
 		}
 		rec.Status = api.StatusDone

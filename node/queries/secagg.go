@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -245,7 +246,22 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 			pending = append(pending, more...)
 			deadline.Reset(roundTimeout)
 		case <-ctx.Done():
-			return out, fmt.Errorf("the secure sum did not finish: %w", ctx.Err())
+			if s.ctx.Err() != nil {
+				return out, errors.New("the secure sum stopped because this node is shutting down; submit the query again once it runs")
+			}
+			var waiting []string
+			for _, id := range server.Waiting() {
+				if id != self {
+					waiting = append(waiting, names[id])
+				}
+			}
+			who := "the participants"
+			if len(waiting) > 0 {
+				who = strings.Join(waiting, ", ")
+			}
+			return out, fmt.Errorf("the secure sum hit its deadline: it did not finish within %v (psi.timeout_seconds) while waiting for %s in round %v; "+
+				"a participant is slow or the link to it is congested. Check the participants and the links, "+
+				"or raise psi.timeout_seconds in config.toml, then submit the query again", s.cfg.Timeout, who, server.Round())
 		}
 	}
 	sum, survivors, err := server.Result()
