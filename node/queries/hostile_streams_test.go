@@ -1,13 +1,17 @@
 package queries_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
+	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
@@ -450,3 +454,101 @@ func TestHostileSecAggStream(t *testing.T) {
 type startable struct{ c *secagg.Client }
 
 func (s startable) Next() ([]byte, error) { return s.c.Start() }
+
+// TestHostileSumParticipant: one participant of a four-party secure sum
+// answers the aggregating node, last of all, with malformed bytes, an
+// oversized length prefix, an advertisement with an identity key, its
+// advertisement twice, or the wrong message. The node drops it at once —
+// without waiting out the round's deadline — and reveals the sum of the
+// other three. A participant that stays silent past a short session
+// deadline fails the sum with an error naming it.
+func TestHostileSumParticipant(t *testing.T) {
+	c := newConsortium(t)
+	av, bv, dv := accounts(0, 300), accounts(1000, 1400), accounts(5000, 5200)
+	a := c.member("bank-a", memDatasets{"clients": av})
+	b := c.member("bank-b", memDatasets{"clients": bv})
+	d := c.member("bank-d", memDatasets{"clients": dv})
+	rogue := c.member("rogue", memDatasets{"clients": accounts(7000, 7100)})
+	connect(t, a, b)
+	connect(t, a, d)
+	connect(t, a, rogue)
+	vlen := vectorLen(t, rogue)
+	roster := []string{c.peers["bank-a"].String(), c.peers["bank-b"].String(), c.peers["bank-d"].String(), c.peers["rogue"].String()}
+
+	send := func(w io.Writer, msg []byte) { _, _ = w.Write(frame(uint64(len(msg)), msg)) }
+	// play is what the rogue does once it has agreed to run and made its
+	// genuine advertisement.
+	type player = func(w io.Writer, advert []byte)
+	var play atomic.Pointer[player]
+	c.mn.Host(rogue.host.ID()).SetStreamHandler(queries.SecAggProtocol, func(s network.Stream) {
+		defer s.Reset()
+		r := bufio.NewReader(s)
+		var req pb.RunRequest
+		if b, err := readFrameFrom(r); err != nil || proto.Unmarshal(b, &req) != nil {
+			return
+		}
+		ok, _ := proto.Marshal(&pb.Answer{Status: "ok"})
+		send(s, ok)
+		cl, err := secagg.NewClient(secagg.ClientConfig{Config: queries.SumConfig(req.QueryId, roster, vlen), Self: secagg.ClientID(roster[3]),
+			Signer: secagg.SignerFunc(func(m []byte) ([]byte, error) { return rogue.cfg.Identity.Sign(m), nil })}, make([]uint64, vlen))
+		if err != nil {
+			return
+		}
+		advert, err := cl.Start()
+		if err != nil {
+			return
+		}
+		time.Sleep(300 * time.Millisecond) // the others answer first
+		(*play.Load())(s, advert)
+		_, _ = io.Copy(io.Discard, r) // until the node lets go
+	})
+	withKey := func(advert []byte, key []byte) []byte {
+		env := new(secaggpb.Envelope)
+		if proto.Unmarshal(advert, env) != nil || env.GetAdvertise() == nil {
+			return advert
+		}
+		env.GetAdvertise().CPk = key
+		b, _ := proto.Marshal(env)
+		return b
+	}
+	cases := []struct {
+		name string
+		play func(w io.Writer, advert []byte)
+	}{
+		{"malformed bytes", func(w io.Writer, _ []byte) { send(w, []byte{0xff, 0xff, 0x01}) }},
+		{"oversized length prefix", func(w io.Writer, _ []byte) { _, _ = w.Write(binary.AppendUvarint(nil, protocol.MaxMessageSize+1)) }},
+		{"identity key in its advertisement", func(w io.Writer, advert []byte) { send(w, withKey(advert, zeroElement)) }},
+		{"advertisement twice", func(w io.Writer, advert []byte) { send(w, advert); send(w, advert) }},
+		{"consistency signature instead of an advertisement", func(w io.Writer, _ []byte) {
+			b, _ := proto.Marshal(&secaggpb.Envelope{Body: &secaggpb.Envelope_ConsistencySig{ConsistencySig: &secaggpb.ConsistencySig{Sig: make([]byte, 64)}}})
+			send(w, b)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			play.Store(&tc.play)
+			start := time.Now()
+			got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: sumParams, Dataset: "clients", Peers: []string{"bank-b", "bank-d", "rogue"}})
+			took := time.Since(start)
+			checkStats(t, got, wantStats(av, bv, dv))
+			// A round the node waited out would take its 30 s deadline.
+			if took > 20*time.Second {
+				t.Errorf("the sum took %v: the node waited for the round's deadline instead of dropping the rogue at once", took)
+			}
+		})
+	}
+	t.Run("silent past the session deadline", func(t *testing.T) {
+		silent := player(func(io.Writer, []byte) {})
+		play.Store(&silent)
+		a := a.restart(t, func(cfg *queries.Config) { cfg.Timeout = sessionTimeout })
+		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: sumParams, Dataset: "clients", Peers: []string{"bank-b", "bank-d", "rogue"}})
+		if got.Status != api.StatusFailed {
+			t.Fatalf("sum with a silent participant past a %v deadline = %s, want failed", sessionTimeout, got.Status)
+		}
+		for _, want := range []string{"deadline", "rogue", sessionTimeout.String(), "psi.timeout_seconds"} {
+			if !strings.Contains(got.Error, want) {
+				t.Errorf("error %q does not say %q", got.Error, want)
+			}
+		}
+	})
+}

@@ -229,9 +229,13 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 			} else {
 				more, err = server.Deliver(ev.from, ev.msg)
 				if err != nil {
+					// Deliver dropped the sender; Drop ends the round if it
+					// was the last one the server waited for.
 					s.log.Info("participant sent a bad message; dropped", "query", q.r.ID, "peer", names[ev.from], "err", err)
+					_ = conns[ev.from].Reset()
 					delete(conns, ev.from)
-					err = nil
+					dead[ev.from] = true
+					more, err = server.Drop(ev.from)
 				}
 			}
 			if err != nil {
