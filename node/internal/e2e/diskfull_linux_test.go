@@ -55,7 +55,8 @@ func TestDiskFullDuringImport(t *testing.T) {
 	b.importIDs(t, ids(2000, 5000))
 	want := ids(2000, 3000)
 
-	// The file that fills the disk: 100,000 rows, about 13 MB in the store.
+	// The file that fills the disk: 100,000 rows take several times 4 MiB
+	// in the store.
 	const rows = 100_000
 	big := filepath.Join(root, "big.csv")
 	writeCSV(t, big, rows)
@@ -100,8 +101,9 @@ func TestDiskFullDuringImport(t *testing.T) {
 	}
 	checkOnlyVersion1(t, a, 3000)
 
-	// Stop it, lift the limit, and check the file as bbolt sees it before
-	// the node touches it again.
+	// Stop it (the limit goes with the process) and check the file as bbolt
+	// sees it before a node opens it again. node.log is far below the
+	// limit, so the error line got written.
 	stopNode(t, a, unix.SIGTERM)
 	log, _ := os.ReadFile(filepath.Join(a.dir, "node.log"))
 	if !regexp.MustCompile(`level=ERROR msg="import failed: no room for the store; no version was added".*no room to write the store`).Match(log) {
