@@ -18,6 +18,7 @@ import (
 	"xnode/node/audit"
 	"xnode/node/datasets"
 	"xnode/node/registry"
+	"xnode/node/store"
 )
 
 var _ api.Backend = (*Node)(nil)
@@ -52,8 +53,12 @@ func (n *Node) ImportDataset(ctx context.Context, req api.ImportRequest, progres
 		Encoding: req.Encoding, Strict: req.Strict, Progress: progress,
 	})
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil, err
+		case errors.Is(err, store.ErrDiskFull):
+			// Not the request's fault: the same import succeeds once there is room.
+			return nil, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 		}
 		return nil, fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
