@@ -41,8 +41,11 @@ const datasetApplicants = "applicants"
 // XNODE_SCALE_APPLICANTS (default Records/10) sets how many of the
 // querier's clients the risk check asks about; the peer's risk list has
 // XNODE_SCALE_RISK_RECORDS rows (default Records). XNODE_SCALE_MAX_RSS_MIB
-// (default 2048) is the bound on each node's peak RSS; XNODE_SCALE_REPORT
-// names a file for a JSON summary.
+// (default 2048) bounds each node's peak anonymous memory, sampled every
+// second during the queries: the memory the node allocates. The file-backed
+// part of its RSS, the pages of the store's read-only memory map, is page
+// cache the kernel reclaims under pressure; it is reported next to it, with
+// the total peak (VmHWM). XNODE_SCALE_REPORT names a file for a JSON summary.
 func TestScale(t *testing.T) {
 	records := envInt("XNODE_SCALE_RECORDS", 5000)
 	rounds := envInt("XNODE_SCALE_ROUNDS", 1)
@@ -69,6 +72,11 @@ func TestScale(t *testing.T) {
 		}
 	})
 	setup := time.Since(t0)
+	live := st.Live()
+	if len(live) != 2 {
+		t.Fatalf("%d nodes running after up, want 2", len(live))
+	}
+	peaks, stopWatch := watchMemory(t, live)
 	truth, err := synth.ReadTruth(st.Data.Truth)
 	if err != nil {
 		t.Fatal(err)
@@ -105,20 +113,19 @@ func TestScale(t *testing.T) {
 		sum.ExactRounds++
 	}
 
-	for _, n := range st.Live() {
+	stopWatch()
+	for _, n := range live {
 		m, err := procMemory(n.Pid)
 		if err != nil {
 			t.Fatalf("%s: %v", n.Name, err)
 		}
-		t.Logf("%s (pid %d): peak RSS %d MiB (now %d MiB: %d anonymous, %d file-backed, mostly the store's memory map)",
-			n.Name, n.Pid, m.PeakRSS>>20, m.RSS>>20, m.Anon>>20, m.File>>20)
-		sum.Nodes = append(sum.Nodes, scaleNode{Name: n.Name, PeakRSSMiB: m.PeakRSS >> 20, AnonMiB: m.Anon >> 20, FileMiB: m.File >> 20})
-		if m.PeakRSS > maxRSS {
-			t.Errorf("%s: peak RSS %d MiB, want at most %d MiB", n.Name, m.PeakRSS>>20, maxRSS>>20)
+		pk := peaks[n.Name]
+		t.Logf("%s (pid %d): peak RSS %d MiB: peak anonymous %d MiB, peak file-backed %d MiB (the store's memory map)",
+			n.Name, n.Pid, m.PeakRSS>>20, pk.Anon>>20, pk.File>>20)
+		sum.Nodes = append(sum.Nodes, scaleNode{Name: n.Name, PeakRSSMiB: m.PeakRSS >> 20, PeakAnonMiB: pk.Anon >> 20, PeakFileMiB: pk.File >> 20})
+		if pk.Anon > maxRSS {
+			t.Errorf("%s: peak anonymous RSS %d MiB, want at most %d MiB", n.Name, pk.Anon>>20, maxRSS>>20)
 		}
-	}
-	if len(sum.Nodes) != 2 {
-		t.Errorf("%d nodes still running after the rounds, want 2", len(sum.Nodes))
 	}
 	t.Logf("%d/%d rounds exact at %d × %d records (setup %.1fs)", sum.ExactRounds, rounds, records, records, setup.Seconds())
 	if path := os.Getenv("XNODE_SCALE_REPORT"); path != "" {
@@ -150,10 +157,10 @@ type scaleQuery struct {
 }
 
 type scaleNode struct {
-	Name       string `json:"name"`
-	PeakRSSMiB int64  `json:"peak_rss_mib"`
-	AnonMiB    int64  `json:"anon_mib"`
-	FileMiB    int64  `json:"file_mib"`
+	Name        string `json:"name"`
+	PeakRSSMiB  int64  `json:"peak_rss_mib"`
+	PeakAnonMiB int64  `json:"peak_anon_mib"`
+	PeakFileMiB int64  `json:"peak_file_mib"`
 }
 
 // applicantsCheck imports the first n client rows of querier as the
@@ -253,6 +260,48 @@ func procMemory(pid int) (memory, error) {
 		return memory{}, fmt.Errorf("pid %d: no VmHWM in /proc/%d/status", pid, pid)
 	}
 	return m, nil
+}
+
+// watchMemory samples the anonymous and file-backed RSS of nodes every
+// second until stop is called, and keeps each node's peak of each.
+func watchMemory(t *testing.T, nodes []testnet.NodeState) (peaks map[string]memory, stop func()) {
+	peaks = map[string]memory{}
+	done, quit := make(chan struct{}), make(chan struct{})
+	sample := func() {
+		for _, n := range nodes {
+			m, err := procMemory(n.Pid)
+			if err != nil {
+				continue // reported once the queries end
+			}
+			pk := peaks[n.Name]
+			pk.Anon, pk.File = max(pk.Anon, m.Anon), max(pk.File, m.File)
+			peaks[n.Name] = pk
+		}
+	}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			sample()
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once bool
+	stop = func() {
+		if !once {
+			once = true
+			close(quit)
+			<-done
+			sample()
+		}
+	}
+	t.Cleanup(stop)
+	return peaks, stop
 }
 
 // goroutines reads go_goroutines from a node's /metrics.
