@@ -7,4 +7,6 @@ var (
 	SessionID = sessionID
 	// SumConfig is the secure-aggregation configuration of a query.
 	SumConfig = sumConfig
+	// ErrStopped is a query's error when this node stopped while it ran.
+	ErrStopped = errStopped
 )

@@ -28,6 +28,11 @@ func (s *Service) runQuerier(r record, items *itemSet) {
 	defer s.untrack(id)
 	s.auditf(audit.KindRun, id, audit.ActorLocal, map[string]any{"role": roleQuerier, "peers": r.Peers})
 	res, err := s.execute(r, items)
+	if err != nil && s.ctx.Err() != nil {
+		// The node is shutting down: whatever the session reported (a
+		// stream reset, a peer gone), the stop is this node's.
+		err = errStopped
+	}
 	// The audit entry comes first: once the record says done, its audit
 	// trail is complete.
 	if err != nil {

@@ -241,7 +241,13 @@ func (s *Service) goOwned(f func()) bool {
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 
-// failInterrupted marks records left running by a crash as failed.
+// errStopped is a query's error when this node stopped while it ran: a
+// graceful shutdown at the querier, or a crash or shutdown either side
+// found at the next start. It blames no peer.
+var errStopped = errors.New("this node stopped (shut down or restarted) while the query ran; submit it again")
+
+// failInterrupted marks records a previous run left running (a crash, or a
+// shutdown before they ended) as failed with errStopped, and audits each.
 func (s *Service) failInterrupted() error {
 	var stale []record
 	err := s.cfg.Store.ForEach(store.Queries, func(_, v []byte) error {
@@ -258,12 +264,14 @@ func (s *Service) failInterrupted() error {
 		return fmt.Errorf("failed to read queries: %w", err)
 	}
 	for _, r := range stale {
+		was := r.Status
 		r.Status = api.StatusFailed
-		r.Error = "the node stopped while the query ran; submit it again"
+		r.Error = errStopped.Error()
 		r.Finished = s.now()
 		if err := s.save(r); err != nil {
 			return err
 		}
+		s.auditf(audit.KindFailure, r.ID, audit.ActorLocal, map[string]any{"role": r.Role, "status": was, "error": r.Error})
 	}
 	return nil
 }
@@ -372,11 +380,12 @@ func (s *Service) untrack(id string) {
 }
 
 // auditf appends an audit entry; a failure is logged, as the event
-// happened whatever the log says.
+// happened whatever the log says. It appends while the service closes too
+// (Close waits for it), so a query a shutdown stops is audited as failed.
 func (s *Service) auditf(kind audit.Kind, queryID, actor string, details any) {
 	d, err := audit.Details(details)
 	if err == nil {
-		_, err = s.cfg.Audit.Append(s.ctx, audit.Entry{Kind: kind, QueryID: queryID, Actor: actor, Details: d})
+		_, err = s.cfg.Audit.Append(context.WithoutCancel(s.ctx), audit.Entry{Kind: kind, QueryID: queryID, Actor: actor, Details: d})
 	}
 	if err != nil {
 		s.log.Error("failed to append to the audit chain", "kind", kind, "query", queryID, "err", err)
