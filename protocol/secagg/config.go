@@ -80,8 +80,9 @@ type Config struct {
 	// pairwise masks.
 	Clients []ClientID
 	// Threshold t: the number of clients that must remain at every round,
-	// and the number of shares that reconstruct a secret. It must be a strict
-	// majority of the roster (t > n/2, see the package doc) and at least 2.
+	// and the number of shares that reconstruct a secret, so also the fewest
+	// inputs a revealed sum covers. It must be a strict majority of the
+	// roster (t > n/2, see the package doc) and at least 2; it may be more.
 	Threshold int
 	// VectorLen is the number of uint64 elements each client contributes
 	// (1 to MaxVectorLen).

@@ -84,7 +84,12 @@
 // clients that send wrong shares or out-of-range inputs (a bad share makes
 // the result wrong, never a leak; Prio3 covers input validity), are out of
 // scope. Policy (not this package) sets the minimum participant count: with
-// two clients a sum reveals the other's input.
+// two clients a sum reveals the other's input. t is also the fewest inputs a
+// revealed sum covers, and every client enforces it on its own (no shares,
+// masked input, consistency signature or unmasking share once fewer than t
+// remain), so a caller whose server is also a client sets t above the
+// majority where needed: xnode uses max(⌊n/2⌋+1, 3), so that a querier that
+// subtracts its own input never holds a single peer's.
 //
 // # Encoding values
 //

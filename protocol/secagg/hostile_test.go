@@ -23,8 +23,14 @@ type stepped struct {
 
 func newStepped(t testing.TB, n, length int) *stepped {
 	t.Helper()
+	return newSteppedThreshold(t, n, n/2+1, length)
+}
+
+// newSteppedThreshold is newStepped with threshold thr.
+func newSteppedThreshold(t testing.TB, n, thr, length int) *stepped {
+	t.Helper()
 	ids := secaggtest.NewIdentities(n)
-	cfg := config(ids, n/2+1, length)
+	cfg := config(ids, thr, length)
 	srv, err := secagg.NewServer(secagg.ServerConfig{Config: cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -366,6 +372,64 @@ func TestDropEndsRoundAfterBadLastMessage(t *testing.T) {
 			}
 			if out, err := s.srv.Drop("client-00"); err != nil || out != nil {
 				t.Errorf("second Drop = %d messages, %v; want nothing", len(out), err)
+			}
+		})
+	}
+}
+
+// TestClientEnforcesThresholdAboveMajority: with t = n = 3 (a threshold
+// above the strict majority, as xnode sets for three parties), a client
+// that a server tells one party is gone refuses to go on, at every round,
+// and sends nothing: no shares, no masked input, no signature, no
+// unmasking share. Each party enforces t itself, whatever the server does.
+func TestClientEnforcesThresholdAboveMajority(t *testing.T) {
+	cases := []struct {
+		round secagg.Round // the client waits for the server message opening it
+		name  string
+		edit  func(*pb.Envelope)
+		want  error
+	}{
+		{secagg.RoundShareKeys, "advertisements of two", func(e *pb.Envelope) {
+			l := e.GetAdvertiseList()
+			l.Adverts = l.Adverts[:2]
+		}, secagg.ErrTooFewSurvivors},
+		{secagg.RoundMaskedInput, "shares from one other", func(e *pb.Envelope) {
+			m := e.GetShares()
+			m.Ciphertexts = m.Ciphertexts[:1]
+		}, secagg.ErrTooFewSurvivors},
+		{secagg.RoundConsistency, "two survivors", func(e *pb.Envelope) {
+			e.GetConsistencyRequest().Survivors = []uint32{0, 1}
+		}, secagg.ErrTooFewSurvivors},
+		{secagg.RoundUnmask, "two consistency signatures", func(e *pb.Envelope) {
+			r := e.GetUnmaskRequest()
+			r.Sigs = r.Sigs[:2]
+		}, secagg.ErrInconsistent},
+	}
+	for _, tc := range cases {
+		t.Run(tc.round.String()+"/"+tc.name, func(t *testing.T) {
+			s := newSteppedThreshold(t, 3, 3, 8)
+			s.until(t, tc.round)
+			var msg []byte
+			for _, m := range s.toClient {
+				if m.To == s.ids.Clients[0] {
+					msg = m.Msg
+				}
+			}
+			e := new(pb.Envelope)
+			if msg == nil || proto.Unmarshal(msg, e) != nil {
+				t.Fatalf("no server message opening %v for client 0", tc.round)
+			}
+			tc.edit(e)
+			c := s.clients[0]
+			out, err := c.Deliver(env(t, e))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Deliver = %d replies, %v; want %v", len(out), err, tc.want)
+			}
+			if len(out) != 0 {
+				t.Errorf("client sent %d messages with fewer than t = 3 parties left", len(out))
+			}
+			if !c.Done() || c.Err() == nil {
+				t.Error("client went on after refusing")
 			}
 		})
 	}
