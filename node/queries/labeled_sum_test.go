@@ -138,12 +138,14 @@ func checkStats(t *testing.T, got api.Query, want map[string][3]int64) {
 
 func TestSegmentStats(t *testing.T) {
 	c := newConsortium(t)
-	av, bv, dv := accounts(0, 300), accounts(1000, 1400), accounts(5000, 5200)
+	av, bv, dv, ev := accounts(0, 300), accounts(1000, 1400), accounts(5000, 5200), accounts(7000, 7100)
 	a := c.member("bank-a", memDatasets{"clients": av, "quad": av})
 	b := c.member("bank-b", memDatasets{"clients": bv, "quad": bv})
 	d := c.member("bank-d", memDatasets{"clients": dv, "quad": dv})
+	e := c.member("bank-e", memDatasets{"clients": ev})
 	connect(t, a, b)
 	connect(t, a, d)
+	connect(t, a, e)
 	params := map[string]string{"group": "region", "sum": "amount", "over": "overdue:90", "k": "1"}
 	t.Run("three parties", func(t *testing.T) {
 		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b", "bank-d"}})
@@ -163,16 +165,45 @@ func TestSegmentStats(t *testing.T) {
 			t.Errorf("a 3-party sum under min_parties = 4 = %s %q, want denied naming the rule", got.Status, got.Error)
 		}
 	})
-	t.Run("a participant drops out", func(t *testing.T) {
+	// bank-d drops out as it prepares its input: the querier cannot reach
+	// it for the sum.
+	dropD := func(t *testing.T) {
+		connect(t, a, d)
 		var cut atomic.Bool
 		dv.onRows = func() {
 			if cut.CompareAndSwap(false, true) {
 				_ = c.mn.DisconnectPeers(c.peers["bank-a"], c.peers["bank-d"])
 			}
 		}
-		defer func() { dv.onRows = nil }()
+		t.Cleanup(func() { dv.onRows = nil })
+	}
+	t.Run("a participant drops out of three", func(t *testing.T) {
+		// The sum of the two left would be the querier's own figures plus
+		// bank-b's, and so reveal bank-b's: the threshold is 3 of 3.
+		dropD(t)
 		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b", "bank-d"}})
-		checkStats(t, got, wantStats(av, bv))
+		if got.Status != api.StatusFailed || got.Result != nil || len(got.Summary.Plugin) != 0 {
+			t.Fatalf("3-party sum with a dropout = %s %q with %v, want failed with nothing revealed", got.Status, got.Error, got.Result)
+		}
+		for _, part := range []string{"too few participants stayed", "at least 3 of its 3 parties", "nothing was revealed", "submit the query again"} {
+			if !strings.Contains(got.Error, part) {
+				t.Errorf("error %q does not say %q", got.Error, part)
+			}
+		}
+		if rec := wait(t, b, got.ID, api.Finished); rec.Status != api.StatusFailed {
+			t.Errorf("bank-b's record = %s %q, want failed", rec.Status, rec.Error)
+		}
+		wait(t, d, got.ID, api.Finished)
+	})
+	t.Run("a participant drops out of four", func(t *testing.T) {
+		// Three of four stay, the threshold: their exact sum comes back.
+		dropD(t)
+		got := submit(t, a, api.QueryRequest{Plugin: "segment-stats", Params: params, Dataset: "clients", Peers: []string{"bank-b", "bank-d", "bank-e"}})
+		checkStats(t, got, wantStats(av, bv, ev))
+		if n := got.Summary.Plugin["contributors"]; n != "3" {
+			t.Errorf("contributors = %q, want 3 (bank-d dropped out)", n)
+		}
+		wait(t, d, got.ID, api.Finished)
 	})
 }
 

@@ -22,16 +22,30 @@ import (
 )
 
 // MinSumParties is the fewest parties (the querier included) a secure sum
-// runs with: with two, the sum would reveal the other party's input.
+// runs with, and the fewest whose sum it may reveal: the querier is one of
+// them, so a sum over two would reveal the other party's input.
 const MinSumParties = 3
 
 // roundTimeout bounds each secure-aggregation round; a participant that
 // has not answered by then is dropped and the others go on.
 const roundTimeout = 30 * time.Second
 
+// sumThreshold is the fewest of n parties that must stay to the end of a
+// secure sum, and so the fewest whose sum it reveals: a strict majority
+// (the protocol's consistency round needs one) and at least MinSumParties.
+// Without the second bound a 3-party sum that lost one party would reveal
+// the sum of the querier and one peer, and so that peer's input. A sum of n
+// parties tolerates n − sumThreshold(n) dropouts: none of 3, one of 4, two
+// of 5.
+func sumThreshold(n int) int {
+	return max(n/2+1, MinSumParties)
+}
+
 // sumConfig is the secure-aggregation configuration every party derives
-// from the signed proposal: the roster sorted by peer ID, a strict-majority
-// threshold, and a session id bound to the query.
+// from the signed proposal: the roster sorted by peer ID, the threshold
+// sumThreshold, and a session id bound to the query. Each participant's
+// client enforces the threshold itself: it sends no masked input and no
+// unmasking share once fewer remain.
 func sumConfig(queryID string, roster []string, vectorLen int) secagg.Config {
 	ids := make([]secagg.ClientID, 0, len(roster))
 	for _, r := range roster {
@@ -40,9 +54,18 @@ func sumConfig(queryID string, roster []string, vectorLen int) secagg.Config {
 	slices.Sort(ids)
 	sess := sha256.Sum256([]byte("xnode-secagg-v1:" + queryID))
 	return secagg.Config{
-		Session: sess[:], Clients: ids, Threshold: len(ids)/2 + 1, VectorLen: vectorLen,
+		Session: sess[:], Clients: ids, Threshold: sumThreshold(len(ids)), VectorLen: vectorLen,
 		Verify: verifyPeerSig,
 	}
+}
+
+// tooFewStayed is the error a querier reports when a secure sum aborted
+// because fewer than its threshold of parties stayed.
+func tooFewStayed(cfg secagg.Config) error {
+	return fmt.Errorf("too few participants stayed to the end of the secure sum: it needs at least %d of its %d parties "+
+		"(the querier included) to stay, so nothing was revealed. "+
+		"Check that the peers are running and reachable (`xnode peers list`), then submit the query again",
+		cfg.Threshold, len(cfg.Clients))
 }
 
 // verifyPeerSig checks a participant's signature against the key its
@@ -74,7 +97,8 @@ type event struct {
 	err  error
 }
 
-// runSum aggregates over the querier (a local client) and every peer.
+// runSum aggregates over the querier (a local client) and every peer; it
+// fails, revealing nothing, if fewer than the threshold stay to the end.
 func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, error) {
 	var out protocolOutput
 	self := secagg.ClientID(s.cfg.Network.ID().String())
@@ -86,6 +110,19 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 		return out, fmt.Errorf("a secure sum needs at least %d parties (the querier included), this query has %d", MinSumParties, len(roster))
 	}
 	cfg := sumConfig(q.r.ID, roster, q.plan.VectorLen)
+	out, err := s.aggregate(ctx, q, cfg, self)
+	if errors.Is(err, secagg.ErrTooFewSurvivors) {
+		// Whichever round it happened in, the server aborted before it
+		// could unmask anything.
+		return out, tooFewStayed(cfg)
+	}
+	return out, err
+}
+
+// aggregate runs the server and the querier's own client of one secure sum
+// and routes the messages of the other participants over their streams.
+func (s *Service) aggregate(ctx context.Context, q querySession, cfg secagg.Config, self secagg.ClientID) (protocolOutput, error) {
+	var out protocolOutput
 	input, err := vector(q.items, q.plan.VectorLen)
 	if err != nil {
 		return out, err
@@ -270,9 +307,6 @@ func (s *Service) runSum(ctx context.Context, q querySession) (protocolOutput, e
 	}
 	sum, survivors, err := server.Result()
 	if err != nil {
-		if errors.Is(err, secagg.ErrTooFewSurvivors) {
-			return out, fmt.Errorf("too few participants stayed to the end (fewer than %d of %d); nothing was revealed", cfg.Threshold, len(cfg.Clients))
-		}
 		return out, err
 	}
 	for _, c := range conns {

@@ -42,9 +42,10 @@ func accountsCSV(t *testing.T, path string, lo, n int) map[string][3]int64 {
 	return want
 }
 
-// TestSecureSumSurvivesAKilledNode kills one participant with SIGKILL while
-// a segment-stats query runs: the querier still gets the exact sum of the
-// others.
+// TestSecureSumSurvivesAKilledNode kills one of a four-party sum's
+// participants with SIGKILL while a segment-stats query runs: three stay,
+// the threshold (a strict majority and at least 3), so the querier still
+// gets the exact sum of the other three.
 func TestSecureSumSurvivesAKilledNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts several node processes")
@@ -52,7 +53,7 @@ func TestSecureSumSurvivesAKilledNode(t *testing.T) {
 	root := t.TempDir()
 	cons := filepath.Join(root, "consortium")
 	xnode(t, "consortium", "init", "--dir", cons, "--name", "pilot")
-	nodes := []*proc{newNode(t, root, "bank-a"), newNode(t, root, "bank-b"), newNode(t, root, "bank-c")}
+	nodes := []*proc{newNode(t, root, "bank-a"), newNode(t, root, "bank-b"), newNode(t, root, "bank-c"), newNode(t, root, "bank-d")}
 	for _, p := range nodes {
 		xnode(t, "consortium", "admit", "--dir", cons, "--node", p.dir)
 	}
@@ -62,15 +63,15 @@ func TestSecureSumSurvivesAKilledNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	for _, peer := range []*proc{b, c} {
+	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
+	for _, peer := range []*proc{b, c, d} {
 		xnode(t, "peers", "add", "--dir", a.dir, peer.name, peer.addr())
 	}
 	totals := map[string][3]int64{}
 	// bank-c holds far more rows, so its Prepare is still running when it
 	// is killed.
 	for i, p := range nodes {
-		rows := []int{2000, 3000, 200000}[i]
+		rows := []int{2000, 3000, 200000, 2500}[i]
 		csv := filepath.Join(p.dir, "clients.csv")
 		part := accountsCSV(t, csv, i*1_000_000, rows)
 		if p != c {
@@ -84,7 +85,7 @@ func TestSecureSumSurvivesAKilledNode(t *testing.T) {
 			"--id-kind", "cn_id", "--value-columns", "region:category,amount:decimal(2),overdue_days:integer")
 	}
 	q := queryJSON(t, xnode(t, "query", "submit", "--dir", a.dir, "--plugin", "segment-stats", "--dataset", "clients",
-		"--peers", "bank-b,bank-c", "--param", "group=region", "--param", "sum=amount", "--param", "over=overdue_days:90",
+		"--peers", "bank-b,bank-c,bank-d", "--param", "group=region", "--param", "sum=amount", "--param", "over=overdue_days:90",
 		"--param", "k=1", "--json"))
 	waitStatus(t, a.dir, q.ID, func(s string) bool { return s == api.StatusRunning || api.Finished(s) })
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -110,7 +111,7 @@ func TestSecureSumSurvivesAKilledNode(t *testing.T) {
 			if row[0] == region {
 				found = true
 				if !slices.Equal(row, want) {
-					t.Errorf("region %s = %v, want the sum of bank-a and bank-b %v", region, row, want)
+					t.Errorf("region %s = %v, want the sum of bank-a, bank-b and bank-d %v", region, row, want)
 				}
 			}
 		}
@@ -118,8 +119,8 @@ func TestSecureSumSurvivesAKilledNode(t *testing.T) {
 			t.Errorf("region %s missing from %v", region, got.Result.Rows)
 		}
 	}
-	if got.Summary.Plugin["contributors"] != "2" {
-		t.Errorf("contributors = %q, want 2 (bank-c was killed)", got.Summary.Plugin["contributors"])
+	if got.Summary.Plugin["contributors"] != "3" {
+		t.Errorf("contributors = %q, want 3 (bank-c was killed)", got.Summary.Plugin["contributors"])
 	}
 	_ = time.Second
 }
