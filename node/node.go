@@ -198,7 +198,8 @@ func Open(ctx context.Context, o Options) (_ *Node, err error) {
 	n.host, err = p2p.New(ctx, p2p.Config{
 		Identity: id, ListenAddrs: cfg.Listen,
 		Consortium: mem.Consortium, Cert: mem.Cert, Revocations: mem.Revocations,
-		Logger: log.With("svc", "p2p"),
+		Logger:        log.With("svc", "p2p"),
+		StreamTimeout: streamTimeout(time.Duration(cfg.PSI.TimeoutSeconds) * time.Second),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to start the p2p host: %w (check `listen` in %s)", err, filepath.Join(o.Dir, config.FileName))
@@ -270,4 +271,13 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
+}
+
+// streamTimeout is the absolute deadline of a peer's protocol stream: long
+// enough for a whole session under psi.timeout_seconds (which bounds each
+// side's session itself) and the plugin work around it, and never below
+// p2p's default. Without it a 10M-item session raised to hours by
+// psi.timeout_seconds was cut at p2p's 30 minutes.
+func streamTimeout(session time.Duration) time.Duration {
+	return max(p2p.DefaultStreamTimeout, session+10*time.Minute)
 }
