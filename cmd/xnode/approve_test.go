@@ -66,8 +66,8 @@ func TestQueryParams(t *testing.T) {
 }
 
 // runWait runs `query run` through runQueryRun with a fast poll and
-// returns its error, stdout and stderr.
-func runWait(t *testing.T, dir string, asJSON bool) (error, string, string) {
+// returns its stdout, stderr and error.
+func runWait(t *testing.T, dir string, asJSON bool) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	o := queryOptions{
@@ -77,7 +77,7 @@ func runWait(t *testing.T, dir string, asJSON bool) (error, string, string) {
 		Poll:          time.Millisecond,
 	}
 	err := runQueryRun(context.Background(), o, nil)
-	return err, out.String(), errOut.String()
+	return out.String(), errOut.String(), err
 }
 
 func exitCode(err error) int {
@@ -113,7 +113,7 @@ func TestQueryRunWaitsThroughApproval(t *testing.T) {
 		q.Summary.IntersectionSize = 7
 		q.Result = &api.ResultTable{Columns: []string{"peer", "shared"}, Rows: [][]string{{"beta", "4"}, {"gamma", "3"}}}
 	}
-	err, out, errOut := runWait(t, dir, false)
+	out, errOut, err := runWait(t, dir, false)
 	if err != nil {
 		t.Fatalf("query run through approval: %v\nstderr:\n%s", err, errOut)
 	}
@@ -134,7 +134,7 @@ func TestQueryRunDenied(t *testing.T) {
 		q.Error = "denied by beta"
 		q.PeerStates[0] = api.PeerState{Peer: "beta", Status: api.StatusDenied, Rule: "min-set-size", Reason: "querier set of 5 is below the minimum 100"}
 	}}
-	err, _, errOut := runWait(t, dir, false)
+	_, errOut, err := runWait(t, dir, false)
 	if exitCode(err) != exitFailure {
 		t.Fatalf("a denied query run returned %v (code %d), want exit %d", err, exitCode(err), exitFailure)
 	}
@@ -164,7 +164,7 @@ func TestQueryRunExpired(t *testing.T) {
 	f, dir := fakeNode(t)
 	f.SubmitStatus = api.StatusProposed
 	f.Steps = []func(*api.Query){awaiting, func(q *api.Query) { q.Status = api.StatusExpired }}
-	err, _, _ := runWait(t, dir, true)
+	_, _, err := runWait(t, dir, true)
 	if exitCode(err) != exitFailure || !strings.Contains(err.Error(), "query q1 expired: no approval came in time from beta") {
 		t.Errorf("an expired query run returned %v, want exit 1 naming beta as the peer that did not approve", err)
 	}

@@ -293,7 +293,7 @@ func TestEpochRotation(t *testing.T) {
 	if first.Status != api.StatusDone || len(first.Result.Rows) != 50 {
 		t.Fatalf("first check = %s %q", first.Status, first.Error)
 	}
-	b = b.restart(t, func(cfg *queries.Config) { cfg.EpochTTL = time.Nanosecond })
+	b.restart(t, func(cfg *queries.Config) { cfg.EpochTTL = time.Nanosecond })
 	second := submit(t, a, q)
 	if second.Status != api.StatusDone || len(second.Result.Rows) != 50 {
 		t.Fatalf("check after the rotation = %s %q", second.Status, second.Error)
