@@ -41,15 +41,7 @@ func TestDiskFullDuringImport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node processes and imports a large file")
 	}
-	root := t.TempDir()
-	cons := filepath.Join(root, "consortium")
-	xnode(t, "consortium", "init", "--dir", cons, "--name", "pilot")
-	a, b := newNode(t, root, "bank-a"), newNode(t, root, "bank-b")
-	for _, p := range []*proc{a, b} {
-		xnode(t, "consortium", "admit", "--dir", cons, "--node", p.dir)
-		p.start(t)
-	}
-	xnode(t, "peers", "add", "--dir", a.dir, "bank-b", b.addr())
+	root, a, b := pilotPair(t)
 	// Version 1 of bank-a's clients: 0..3000; bank-b holds 2000..5000.
 	a.importIDs(t, ids(0, 3000))
 	b.importIDs(t, ids(2000, 5000))

@@ -156,6 +156,22 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
+// pilotPair starts bank-a and bank-b, members of one consortium "pilot"
+// in a fresh root directory, with bank-b as bank-a's peer.
+func pilotPair(t *testing.T) (root string, a, b *proc) {
+	t.Helper()
+	root = t.TempDir()
+	cons := filepath.Join(root, "consortium")
+	xnode(t, "consortium", "init", "--dir", cons, "--name", "pilot")
+	a, b = newNode(t, root, "bank-a"), newNode(t, root, "bank-b")
+	for _, p := range []*proc{a, b} {
+		xnode(t, "consortium", "admit", "--dir", cons, "--node", p.dir)
+		p.start(t)
+	}
+	xnode(t, "peers", "add", "--dir", a.dir, "bank-b", b.addr())
+	return root, a, b
+}
+
 func (p *proc) importIDs(t *testing.T, ids []string) {
 	t.Helper()
 	path := filepath.Join(p.dir, "clients.csv")

@@ -19,15 +19,7 @@ func TestResponderKilledMidProtocol(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node processes")
 	}
-	root := t.TempDir()
-	cons := filepath.Join(root, "consortium")
-	xnode(t, "consortium", "init", "--dir", cons, "--name", "pilot")
-	a, b := newNode(t, root, "bank-a"), newNode(t, root, "bank-b")
-	for _, p := range []*proc{a, b} {
-		xnode(t, "consortium", "admit", "--dir", cons, "--node", p.dir)
-		p.start(t)
-	}
-	xnode(t, "peers", "add", "--dir", a.dir, "bank-b", b.addr())
+	_, a, b := pilotPair(t)
 	for i, p := range []*proc{a, b} {
 		csv := filepath.Join(p.dir, "clients.csv")
 		if err := os.WriteFile(csv, []byte("id\n"+strings.Join(ids(i*20_000, i*20_000+60_000), "\n")+"\n"), 0o644); err != nil {

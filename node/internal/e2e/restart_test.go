@@ -23,15 +23,7 @@ func TestRestartMidQuery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node processes")
 	}
-	root := t.TempDir()
-	cons := filepath.Join(root, "consortium")
-	xnode(t, "consortium", "init", "--dir", cons, "--name", "pilot")
-	a, b := newNode(t, root, "bank-a"), newNode(t, root, "bank-b")
-	for _, p := range []*proc{a, b} {
-		xnode(t, "consortium", "admit", "--dir", cons, "--node", p.dir)
-		p.start(t)
-	}
-	xnode(t, "peers", "add", "--dir", a.dir, "bank-b", b.addr())
+	_, a, b := pilotPair(t)
 	// bank-a holds 0..60000, bank-b 20000..80000: 40,000 shared.
 	a.importIDs(t, ids(0, 60_000))
 	b.importIDs(t, ids(20_000, 80_000))
